@@ -1,0 +1,187 @@
+// Configuration parsing: every variable has a default, and a value that does not parse is an
+// error naming the variable rather than a silent fallback.
+#include "actors/config.hpp"
+
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <vector>
+
+namespace uas {
+
+namespace {
+
+struct variable {
+  const char* name;
+  const char* fallback;
+  const char* meaning;
+};
+
+// The one list of variables: parsing, --help and the README table all follow it.
+const std::vector<variable> variables = {
+  {"PORT", "3000", "HTTP port"},
+  {"APP_ENV", "development", "free-form environment name, logged at start"},
+  {"KAFKA_BROKERS", "embedded", "`embedded`: an in-process broker; else host:port[,host:port...]"},
+  {"KAFKA_EMBEDDED_PARTITIONS", "3", "partitions of the topic on the embedded broker"},
+  {"KAFKA_CLIENT_ID", "user-activity-service", "Kafka client id"},
+  {"KAFKA_TOPIC", "user-activity-events", "topic the events go to and come from"},
+  {"KAFKA_CONSUMER_GROUP", "user-activity-consumer-group", "consumer group"},
+  {"KAFKA_PRODUCER_RETRIES", "3", "publish retries after the first attempt"},
+  {"KAFKA_PRODUCER_RETRY_BACKOFF_MS", "500", "retry n waits n x this"},
+  {"KAFKA_CONNECTION_TIMEOUT_MS", "10000", "bound on reaching the brokers, at start and per connection"},
+  {"KAFKA_REQUEST_TIMEOUT_MS", "30000", "bound on one publish attempt's delivery"},
+  {"LOG_LEVEL", "info", "trace, debug, info, warn, error"},
+  {"LOG_FORMAT", "text", "`text`, or `json`: one JSON object a line"},
+  {"HTTP_THREADS", "64", "HTTP worker threads"},
+};
+
+[[noreturn]] void fail(const std::string& name, const std::string& value, const std::string& why) {
+  throw config_error{name + "=\"" + value + "\" is invalid: " + why};
+}
+
+long long parse_integer(const std::string& name, const std::string& value, long long min,
+                        long long max) {
+  errno = 0;
+  char* end = nullptr;
+  long long n = std::strtoll(value.c_str(), &end, 10);
+  bool whole = !value.empty() && end == value.c_str() + value.size()
+               && value.find_first_of(" \t+") == std::string::npos;
+  if (!whole || errno == ERANGE)
+    fail(name, value, "expected a whole number");
+  if (n < min || n > max)
+    fail(name, value,
+         "expected a number from " + std::to_string(min) + " to " + std::to_string(max));
+  return n;
+}
+
+std::string parse_word(const std::string& name, const std::string& value) {
+  if (value.empty() || value.find_first_of(" \t\r\n") != std::string::npos)
+    fail(name, value, "expected a non-empty value without spaces");
+  return value;
+}
+
+std::string parse_brokers(const std::string& name, const std::string& value) {
+  if (value == "embedded")
+    return value;
+  std::stringstream list{value};
+  std::string broker;
+  int count = 0;
+  while (std::getline(list, broker, ',')) {
+    auto colon = broker.rfind(':');
+    if (colon == std::string::npos || colon == 0)
+      fail(name, value, "expected `embedded` or host:port[,host:port...]");
+    parse_integer(name, broker.substr(colon + 1), 1, 65535);
+    ++count;
+  }
+  if (count == 0 || value.back() == ',')
+    fail(name, value, "expected `embedded` or host:port[,host:port...]");
+  return value;
+}
+
+std::string trim(const std::string& s) {
+  auto first = s.find_first_not_of(" \t\r");
+  if (first == std::string::npos)
+    return {};
+  auto last = s.find_last_not_of(" \t\r");
+  return s.substr(first, last - first + 1);
+}
+
+} // namespace
+
+config load_config(const env_lookup& lookup) {
+  auto get = [&](const char* name) -> std::string {
+    for (auto& v : variables)
+      if (std::string_view{v.name} == name)
+        return lookup(name).value_or(v.fallback);
+    throw std::logic_error{std::string{"unknown variable "} + name};
+  };
+  auto integer = [&](const char* name, long long min, long long max) {
+    return parse_integer(name, get(name), min, max);
+  };
+  auto millis = [&](const char* name, long long min) {
+    return std::chrono::milliseconds{integer(name, min, 24LL * 3600 * 1000)};
+  };
+  config c;
+  c.port = static_cast<uint16_t>(integer("PORT", 0, 65535));
+  c.app_env = get("APP_ENV");
+  c.kafka_brokers = parse_brokers("KAFKA_BROKERS", get("KAFKA_BROKERS"));
+  c.embedded_partitions = static_cast<int>(integer("KAFKA_EMBEDDED_PARTITIONS", 1, 1000));
+  c.client_id = parse_word("KAFKA_CLIENT_ID", get("KAFKA_CLIENT_ID"));
+  c.topic = parse_word("KAFKA_TOPIC", get("KAFKA_TOPIC"));
+  c.consumer_group = parse_word("KAFKA_CONSUMER_GROUP", get("KAFKA_CONSUMER_GROUP"));
+  c.producer_retries = static_cast<int>(integer("KAFKA_PRODUCER_RETRIES", 0, 100));
+  c.retry_backoff = millis("KAFKA_PRODUCER_RETRY_BACKOFF_MS", 0);
+  c.connection_timeout = millis("KAFKA_CONNECTION_TIMEOUT_MS", 1);
+  c.request_timeout = millis("KAFKA_REQUEST_TIMEOUT_MS", 1);
+  c.log_level = get("LOG_LEVEL");
+  if (c.log_level != "trace" && c.log_level != "debug" && c.log_level != "info"
+      && c.log_level != "warn" && c.log_level != "error")
+    fail("LOG_LEVEL", c.log_level, "expected trace, debug, info, warn or error");
+  auto format = get("LOG_FORMAT");
+  if (format == "text")
+    c.format = log_format::text;
+  else if (format == "json")
+    c.format = log_format::json;
+  else
+    fail("LOG_FORMAT", format, "expected text or json");
+  c.http_threads = static_cast<int>(integer("HTTP_THREADS", 1, 1024));
+  return c;
+}
+
+std::map<std::string, std::string> parse_dotenv(const std::string& text) {
+  std::map<std::string, std::string> result;
+  std::stringstream lines{text};
+  std::string line;
+  while (std::getline(lines, line)) {
+    line = trim(line);
+    if (line.empty() || line[0] == '#')
+      continue;
+    if (line.rfind("export ", 0) == 0)
+      line = trim(line.substr(7));
+    auto eq = line.find('=');
+    if (eq == std::string::npos)
+      continue;
+    auto key = trim(line.substr(0, eq));
+    auto value = trim(line.substr(eq + 1));
+    if (value.size() >= 2 && (value[0] == '"' || value[0] == '\'') && value.back() == value[0]) {
+      value = value.substr(1, value.size() - 2);
+    } else if (auto hash = value.find(" #"); hash != std::string::npos) {
+      value = trim(value.substr(0, hash)); // an inline comment after an unquoted value
+    }
+    result[key] = value;
+  }
+  return result;
+}
+
+env_lookup process_environment(const std::string& dotenv_path) {
+  std::map<std::string, std::string> file_values;
+  if (std::ifstream in{dotenv_path}) {
+    std::stringstream text;
+    text << in.rdbuf();
+    file_values = parse_dotenv(text.str());
+  }
+  return [file_values](const std::string& name) -> std::optional<std::string> {
+    if (const char* value = std::getenv(name.c_str()))
+      return std::string{value};
+    if (auto it = file_values.find(name); it != file_values.end())
+      return it->second;
+    return std::nullopt;
+  };
+}
+
+std::string config_table() {
+  std::string out = "Configuration (environment variables, after a .env file in the working "
+                    "directory; the real environment wins):\n\n";
+  char line[256];
+  std::snprintf(line, sizeof line, "  %-33s %-30s %s\n", "variable", "default", "meaning");
+  out += line;
+  for (auto& v : variables) {
+    std::snprintf(line, sizeof line, "  %-33s %-30s %s\n", v.name, v.fallback, v.meaning);
+    out += line;
+  }
+  return out;
+}
+
+} // namespace uas

@@ -1,0 +1,56 @@
+// The service's configuration: one struct, read from the environment (after a .env file) and
+// validated once at start.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+namespace uas {
+
+enum class log_format { text, json };
+
+struct config {
+  uint16_t port = 3000;
+  std::string app_env = "development";
+  std::string kafka_brokers = "embedded"; // "embedded" or host:port[,host:port...]
+  int embedded_partitions = 3;
+  std::string client_id = "user-activity-service";
+  std::string topic = "user-activity-events";
+  std::string consumer_group = "user-activity-consumer-group";
+  int producer_retries = 3;
+  std::chrono::milliseconds retry_backoff{500};
+  std::chrono::milliseconds connection_timeout{10000};
+  std::chrono::milliseconds request_timeout{30000};
+  std::string log_level = "info";
+  log_format format = log_format::text;
+  int http_threads = 64;
+
+  bool embedded_broker() const { return kafka_brokers == "embedded"; }
+};
+
+// A variable whose value does not parse; `what()` names it.
+struct config_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Looks a variable up; empty optional when unset.
+using env_lookup = std::function<std::optional<std::string>(const std::string&)>;
+
+// Builds the configuration from `lookup`; throws config_error on the first bad value.
+config load_config(const env_lookup& lookup);
+
+// Reads KEY=VALUE lines (comments, blank lines, `export`, quotes allowed) from a .env file's text.
+std::map<std::string, std::string> parse_dotenv(const std::string& text);
+
+// The process environment, falling back to the .env file at `dotenv_path` when it exists.
+env_lookup process_environment(const std::string& dotenv_path = ".env");
+
+// The configuration table (variable, default, meaning), as printed by --help.
+std::string config_table();
+
+} // namespace uas

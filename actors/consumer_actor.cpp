@@ -1,0 +1,154 @@
+#include "actors/consumer_actor.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include <caf/event_based_actor.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include "actors/log.hpp"
+
+namespace uas {
+
+void partition_progress::track(int64_t offset) {
+  if (pending.empty() && done_upto < 0)
+    done_upto = offset; // nothing before this record is ours to commit
+  pending.emplace_back(offset, false);
+}
+
+bool partition_progress::finish(int64_t offset) {
+  auto it = std::lower_bound(pending.begin(), pending.end(), std::make_pair(offset, false));
+  if (it == pending.end() || it->first != offset)
+    return false;
+  it->second = true;
+  bool moved = false;
+  while (!pending.empty() && pending.front().second) {
+    done_upto = pending.front().first + 1;
+    pending.pop_front();
+    moved = true;
+  }
+  return moved;
+}
+
+namespace {
+
+using self_pointer = consumer_actor_impl::stateful_pointer<consumer_state>;
+
+// Where a record sits: what every consumer log line names.
+using position = kafka::partition_offset;
+
+void skip(const position& p, const std::string& reason) {
+  log::warn("Skipped message",
+            {{"reason", reason}, {"topic", p.topic}, {"partition", p.partition}, {"offset", p.offset}});
+}
+
+// The store has answered for (or we gave up on) this record: its position may now be committed.
+void finish(self_pointer self, const position& p) {
+  auto& st = self->state;
+  auto it = st.partitions.find({p.topic, p.partition});
+  if (it == st.partitions.end())
+    return; // revoked meanwhile: the new owner reads it again, and the store keeps it once
+  if (it->second.finish(p.offset) && !st.commit_scheduled) {
+    // Sent to ourselves, the commit runs after the answers already queued: one commit for many.
+    st.commit_scheduled = true;
+    self->send(self, commit_atom::value);
+  }
+}
+
+std::string describe(const std::vector<validation_error>& errors) {
+  std::string text;
+  for (auto& e : errors)
+    text += (text.empty() ? "" : "; ") + e.message;
+  return text;
+}
+
+void process(self_pointer self, const kafka::record& r) {
+  position at{r.topic, r.partition, r.offset};
+  self->state.partitions[{r.topic, r.partition}].track(r.offset);
+  try {
+    if (!r.has_value)
+      return skip(at, "null value"), finish(self, at);
+    auto parsed = parse_event_message(r.value);
+    if (!parsed.ok())
+      return skip(at, describe(parsed.errors)), finish(self, at);
+    auto& e = parsed.value;
+    self->request(self->state.store, caf::infinite, add_if_new_atom::value, e)
+      .then(
+        [=, e = std::move(e)](bool added) {
+          if (added)
+            log::info("Processed event", {{"eventId", e.event_id}, {"userId", e.user_id},
+                                          {"eventType", e.event_type}, {"topic", at.topic},
+                                          {"partition", at.partition}, {"offset", at.offset}});
+          else
+            log::info("Duplicate event ignored", {{"eventId", e.event_id}, {"topic", at.topic},
+                                                  {"partition", at.partition},
+                                                  {"offset", at.offset}});
+          finish(self, at);
+        },
+        [=](caf::error& err) {
+          skip(at, "store failed: " + self->system().render(err));
+          finish(self, at);
+        });
+  } catch (const std::exception& ex) {
+    skip(at, std::string{"processing failed: "} + ex.what());
+    finish(self, at);
+  }
+}
+
+} // namespace
+
+consumer_actor_impl::behavior_type
+consumer(self_pointer self, store_actor store, std::shared_ptr<kafka::consumer_client> client) {
+  self->state.store = std::move(store);
+  self->state.client = std::move(client);
+  return {
+    [=](records_atom, std::vector<kafka::record>& batch) {
+      for (auto& r : batch)
+        process(self, r);
+    },
+    [=](commit_atom) {
+      auto& st = self->state;
+      st.commit_scheduled = false;
+      std::vector<kafka::partition_offset> offsets;
+      for (auto& [key, progress] : st.partitions) {
+        if (progress.has_uncommitted()) {
+          offsets.push_back({key.first, key.second, progress.done_upto});
+          progress.committed = progress.done_upto;
+        }
+      }
+      st.client->commit(offsets);
+    },
+    [=](revoke_atom, std::vector<kafka::partition_offset>& leaving) {
+      auto& st = self->state;
+      std::vector<kafka::partition_offset> done;
+      for (auto& p : leaving) {
+        auto it = st.partitions.find({p.topic, p.partition});
+        if (it == st.partitions.end())
+          continue;
+        if (it->second.has_uncommitted())
+          done.push_back({p.topic, p.partition, it->second.done_upto});
+        st.partitions.erase(it);
+      }
+      return done;
+    },
+  };
+}
+
+void consumer_bridge::on_records(std::vector<kafka::record> batch) {
+  caf::anon_send(actor_, records_atom::value, std::move(batch));
+}
+
+std::vector<kafka::partition_offset>
+consumer_bridge::on_revoked(const std::vector<kafka::partition_offset>& partitions) {
+  std::vector<kafka::partition_offset> done;
+  caf::scoped_actor self{sys_};
+  self->request(actor_, std::chrono::seconds{5}, revoke_atom::value, partitions)
+    .receive([&](std::vector<kafka::partition_offset>& result) { done = std::move(result); },
+             [&](caf::error& err) {
+               log::warn("Consumer did not answer the revocation",
+                         {{"error", sys_.render(err)}});
+             });
+  return done;
+}
+
+} // namespace uas

@@ -1,0 +1,57 @@
+// The consumer: validates each record from the topic, hands valid events to the store, skips
+// what it cannot use, and commits a position only once the store has answered for every record
+// before it in its partition (at least once).
+#pragma once
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <utility>
+
+#include <caf/actor_system.hpp>
+
+#include "actors/messages.hpp"
+
+namespace uas {
+
+// Records of one partition between arrival and commit, oldest first.
+struct partition_progress {
+  std::deque<std::pair<int64_t, bool>> pending; // offset, done
+  int64_t committed = -1;                       // next offset to read, as last committed
+  int64_t done_upto = -1;                       // next offset to read, as done so far
+
+  void track(int64_t offset);
+  // Marks `offset` done; true if the committable position moved.
+  bool finish(int64_t offset);
+  bool has_uncommitted() const { return done_upto > committed; }
+};
+
+struct consumer_state {
+  using partition_key = std::pair<std::string, int32_t>;
+
+  store_actor store;
+  std::shared_ptr<kafka::consumer_client> client;
+  std::map<partition_key, partition_progress> partitions;
+  bool commit_scheduled = false;
+
+  static inline const char* name = "consumer";
+};
+
+consumer_actor_impl::behavior_type
+consumer(consumer_actor_impl::stateful_pointer<consumer_state> self, store_actor store,
+         std::shared_ptr<kafka::consumer_client> client);
+
+// Connects a consumer client's polling thread to the consumer actor.
+class consumer_bridge final : public kafka::consumer_listener {
+public:
+  consumer_bridge(caf::actor_system& sys, consumer_actor actor) : sys_{sys}, actor_{std::move(actor)} {}
+  void on_records(std::vector<kafka::record> batch) override;
+  std::vector<kafka::partition_offset>
+  on_revoked(const std::vector<kafka::partition_offset>& partitions) override;
+
+private:
+  caf::actor_system& sys_;
+  consumer_actor actor_;
+};
+
+} // namespace uas

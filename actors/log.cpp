@@ -1,0 +1,118 @@
+// Log lines rendered here and written through spdlog's thread-safe stdout sink.
+#include "actors/log.hpp"
+
+#include <atomic>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "actors/event.hpp"
+
+namespace uas::log {
+
+namespace {
+
+std::atomic<level> threshold{level::info};
+std::atomic<log_format> current_format{log_format::text};
+
+spdlog::logger& logger() {
+  static auto instance = [] {
+    auto l = std::make_shared<spdlog::logger>("uas", std::make_shared<spdlog::sinks::stdout_sink_mt>());
+    l->set_pattern("%v");               // write() renders the whole line
+    l->set_level(spdlog::level::trace); // filtering happens in write()
+    l->flush_on(spdlog::level::trace);
+    return l;
+  }();
+  return *instance;
+}
+
+const char* level_name(level lvl) {
+  switch (lvl) {
+    case level::trace: return "trace";
+    case level::debug: return "debug";
+    case level::info: return "info";
+    case level::warn: return "warn";
+    case level::error: return "error";
+  }
+  return "info";
+}
+
+level parse_level(const std::string& name) {
+  for (auto lvl : {level::trace, level::debug, level::info, level::warn, level::error})
+    if (name == level_name(lvl))
+      return lvl;
+  return level::info;
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  // dump() escapes control characters and rejects nothing: invalid UTF-8 is replaced.
+  out += nlohmann::json(std::string{s}).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+void render_into(std::string& out, log_format format, std::string_view msg, fields fs,
+                 std::string_view tail) {
+  if (format == log_format::text) {
+    out += msg;
+    bool first = true;
+    for (auto& f : fs) {
+      out += first ? ": " : ", ";
+      first = false;
+      out += f.key;
+      out += '=';
+      if (auto s = std::get_if<std::string_view>(&f.value))
+        out += *s;
+      else
+        out += std::to_string(std::get<int64_t>(f.value));
+    }
+    out += tail;
+    return;
+  }
+  out += ",\"msg\":";
+  append_json_string(out, std::string{msg} + std::string{tail});
+  for (auto& f : fs) {
+    out += ',';
+    append_json_string(out, f.key);
+    out += ':';
+    if (auto s = std::get_if<std::string_view>(&f.value))
+      append_json_string(out, *s);
+    else
+      out += std::to_string(std::get<int64_t>(f.value));
+  }
+  out += '}';
+}
+
+} // namespace
+
+void init(const std::string& level_name_, log_format format) {
+  threshold = parse_level(level_name_);
+  current_format = format;
+}
+
+bool enabled(level lvl) {
+  return lvl >= threshold.load(std::memory_order_relaxed);
+}
+
+void write(level lvl, std::string_view msg, fields fs, std::string_view tail) {
+  if (!enabled(lvl))
+    return;
+  std::string line;
+  line.reserve(160);
+  auto format = current_format.load(std::memory_order_relaxed);
+  if (format == log_format::json) {
+    line += "{\"ts\":\"";
+    line += utc_timestamp_now();
+    line += "\",\"level\":\"";
+    line += level_name(lvl);
+    line += '"';
+  } else {
+    line += utc_timestamp_now();
+    line += ' ';
+    line += level_name(lvl);
+    line += ' ';
+  }
+  render_into(line, format, msg, fs, tail);
+  logger().log(spdlog::level::info, "{}", line);
+}
+
+} // namespace uas::log

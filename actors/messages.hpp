@@ -1,0 +1,105 @@
+// The table of contents of the service's conversations: the atoms and every actor's typed
+// interface. The compiler checks each send against these declarations.
+#pragma once
+
+#include <cstdint>
+#include <future>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <caf/allowed_unsafe_message_type.hpp>
+
+#include <caf/atom.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "actors/event.hpp"
+#include "kafka/clients.hpp"
+
+namespace uas {
+
+// -- atoms --------------------------------------------------------------------
+
+using add_if_new_atom = caf::atom_constant<caf::atom("addifnew")>;
+using get_all_atom = caf::atom_constant<caf::atom("getall")>;
+using has_atom = caf::atom_constant<caf::atom("has")>;
+using count_atom = caf::atom_constant<caf::atom("count")>;
+using clear_atom = caf::atom_constant<caf::atom("clear")>;
+using publish_atom = caf::atom_constant<caf::atom("publish")>;
+using delivered_atom = caf::atom_constant<caf::atom("delivered")>;
+using retry_atom = caf::atom_constant<caf::atom("retry")>;
+using records_atom = caf::atom_constant<caf::atom("records")>;
+using revoke_atom = caf::atom_constant<caf::atom("revoke")>;
+using commit_atom = caf::atom_constant<caf::atom("commit")>;
+using ok_atom = caf::ok_atom;
+
+// -- store --------------------------------------------------------------------
+
+// Owns the processed events and their deduplication by eventId.
+using store_actor = caf::typed_actor<
+  // Stores the event unless one with its eventId is stored; true if it was new.
+  caf::replies_to<add_if_new_atom, event>::with<bool>,
+  // Every stored event, in the order it was first stored.
+  caf::replies_to<get_all_atom>::with<std::vector<event>>,
+  // Whether an event with this eventId is stored.
+  caf::replies_to<has_atom, std::string>::with<bool>,
+  // How many events are stored.
+  caf::replies_to<count_atom>::with<uint64_t>,
+  // Forgets every stored event.
+  caf::replies_to<clear_atom>::with<ok_atom>>;
+
+// -- producer -----------------------------------------------------------------
+
+// Publishes events to the topic.
+using producer_actor = caf::typed_actor<
+  // Answers ok once the broker acknowledged the event, or an error once every attempt failed.
+  caf::replies_to<publish_atom, event>::with<ok_atom>>;
+
+// The producer's own messages on top of its public interface.
+using producer_actor_impl = producer_actor::extend<
+  // The client's report on attempt `attempt` of publish `id`: empty error means acknowledged.
+  caf::reacts_to<delivered_atom, uint64_t, std::string>,
+  // Backoff for publish `id` is over: try again.
+  caf::reacts_to<retry_atom, uint64_t>>;
+
+// -- consumer -----------------------------------------------------------------
+
+// Turns records from the topic into stored events and commits what is done.
+using consumer_actor = caf::typed_actor<
+  // A batch polled from the topic.
+  caf::reacts_to<records_atom, std::vector<kafka::record>>,
+  // These partitions are leaving: answers the positions done in them, to commit before they go.
+  caf::replies_to<revoke_atom, std::vector<kafka::partition_offset>>::with<
+    std::vector<kafka::partition_offset>>>;
+
+// The consumer's own messages on top of its public interface.
+using consumer_actor_impl = consumer_actor::extend<
+  // The store answered for record `offset` of `partition` (from the batch's topic).
+  caf::reacts_to<commit_atom>>;
+
+// -- http ---------------------------------------------------------------------
+
+// Where an HTTP worker thread waits for an actor's answer. The HTTP server's threads are not
+// actors, so they hand the http actor a promise and block on its future.
+template <class T>
+using reply_slot = std::shared_ptr<std::promise<T>>;
+
+// A publish's outcome: empty when the broker acknowledged the event, else why not.
+using publish_reply = reply_slot<std::string>;
+using processed_reply = reply_slot<std::vector<event>>;
+
+// Turns each HTTP route into a typed request to the actor that owns the answer.
+using http_actor = caf::typed_actor<
+  // POST /events/generate, validated and stamped: publish it and report the outcome.
+  caf::reacts_to<publish_atom, event, publish_reply>,
+  // GET /events/processed: every stored event.
+  caf::reacts_to<get_all_atom, processed_reply>>;
+
+} // namespace uas
+
+// Promises are local by nature: they never cross a process boundary, so need no serialization.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(uas::publish_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(uas::processed_reply)

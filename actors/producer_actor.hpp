@@ -1,0 +1,43 @@
+// The producer: publishes each event through a producer client, and retries a failed attempt
+// after a backoff that is a delayed message to itself, so nothing ever waits in a thread.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <unordered_map>
+
+#include <caf/typed_response_promise.hpp>
+
+#include "actors/messages.hpp"
+
+namespace uas {
+
+struct retry_policy {
+  int retries = 3;                          // attempts after the first
+  std::chrono::milliseconds backoff{500};   // retry n waits n x backoff
+
+  std::chrono::milliseconds delay_before(int retry) const { return backoff * retry; }
+  int attempts() const { return retries + 1; }
+};
+
+struct producer_state {
+  struct pending {
+    event value;
+    std::string json; // serialized once, sent on every attempt
+    int attempt = 1;
+    caf::typed_response_promise<ok_atom> answer;
+  };
+
+  std::shared_ptr<kafka::producer_client> client;
+  retry_policy policy;
+  uint64_t next_id = 1;
+  std::unordered_map<uint64_t, pending> in_flight;
+
+  static inline const char* name = "producer";
+};
+
+producer_actor_impl::behavior_type
+producer(producer_actor_impl::stateful_pointer<producer_state> self,
+         std::shared_ptr<kafka::producer_client> client, retry_policy policy);
+
+} // namespace uas

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian packages user-activity-service needs, skipping those already present.
+# Usage: deploy/install-deps.sh [build|runtime|test|bench]   (default: build)
+#   build    compilers, CMake and the -dev libraries
+#   runtime  the shared libraries the binary links against (for the container's runtime stage)
+#   test     build + the real Kafka clients the integration tests drive (kcat, python3-kafka,
+#            Node.js for kafkajs), curl, jq and docker-compose (to validate the compose file)
+#   bench    build + wrk
+set -euo pipefail
+
+build=(g++ cmake make pkg-config libcaf-dev librdkafka-dev libcpp-httplib-dev nlohmann-json3-dev
+       libspdlog-dev uuid-dev catch2)
+runtime=(libcaf-core0.17 librdkafka++1 librdkafka1 libcpp-httplib0.11 libspdlog1.10 libfmt9
+         libuuid1 ca-certificates curl)
+
+case "${1:-build}" in
+  build)   wanted=("${build[@]}") ;;
+  runtime) wanted=("${runtime[@]}") ;;
+  test)    wanted=("${build[@]}" kcat python3-kafka curl jq docker-compose) ;;
+  bench)   wanted=("${build[@]}" wrk curl kcat) ;;
+  *) echo "usage: $0 [build|runtime|test|bench]" >&2; exit 2 ;;
+esac
+# kafkajs runs on Node.js; a machine that already has node and npm keeps its own.
+if [ "${1:-build}" = test ] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
+  wanted+=(nodejs npm)
+fi
+
+missing=()
+for pkg in "${wanted[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "Installing: ${missing[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo=sudo
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

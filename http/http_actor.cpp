@@ -1,0 +1,33 @@
+#include "http/http_actor.hpp"
+
+#include <stdexcept>
+
+#include <caf/event_based_actor.hpp>
+
+namespace uas {
+
+http_actor::behavior_type http(http_actor::stateful_pointer<http_state> self,
+                               producer_actor producer, store_actor store) {
+  self->state.producer = std::move(producer);
+  self->state.store = std::move(store);
+  return {
+    [=](publish_atom, event& e, const publish_reply& reply) {
+      self->request(self->state.producer, caf::infinite, publish_atom::value, std::move(e))
+        .then([=](ok_atom) { reply->set_value({}); },
+              [=](caf::error& err) {
+                auto why = self->system().render(err);
+                reply->set_value(why.empty() ? "publish failed" : why);
+              });
+    },
+    [=](get_all_atom, const processed_reply& reply) {
+      self->request(self->state.store, caf::infinite, get_all_atom::value)
+        .then([=](std::vector<event>& events) { reply->set_value(std::move(events)); },
+              [=](caf::error& err) {
+                reply->set_exception(std::make_exception_ptr(
+                  std::runtime_error{"store failed: " + self->system().render(err)}));
+              });
+    },
+  };
+}
+
+} // namespace uas

@@ -1,0 +1,208 @@
+#include "http/server.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <map>
+#include <thread>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "actors/log.hpp"
+#include "http/http_actor.hpp"
+
+namespace uas {
+
+namespace {
+
+using json = nlohmann::json;
+
+constexpr size_t max_body_bytes = 1024 * 1024;
+
+// Each route's path and the methods it answers; any other method there is a 405.
+const std::map<std::string, std::string> allowed_methods = {
+  {"/events/generate", "POST"},
+  {"/events/processed", "GET, HEAD"},
+  {"/health", "GET, HEAD"},
+};
+
+void reply(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+
+void reply_message(httplib::Response& res, int status, const std::string& message) {
+  reply(res, status, json{{"message", message}});
+}
+
+// True for an absent Content-Type or application/json, with or without parameters.
+bool is_json_content_type(const httplib::Request& req) {
+  if (!req.has_header("Content-Type"))
+    return true;
+  auto type = req.get_header_value("Content-Type");
+  type = type.substr(0, type.find(';'));
+  type.erase(std::remove_if(type.begin(), type.end(), [](unsigned char c) { return std::isspace(c); }),
+             type.end());
+  std::transform(type.begin(), type.end(), type.begin(), [](unsigned char c) { return std::tolower(c); });
+  return type == "application/json";
+}
+
+std::string default_message(int status) {
+  switch (status) {
+    case 400: return "Bad request";
+    case 404: return "Not found";
+    case 405: return "Method not allowed";
+    case 413: return "Request body exceeds 1 MiB";
+    case 414: return "URI too long";
+    default: return "Request failed";
+  }
+}
+
+} // namespace
+
+struct http_server::impl {
+  config cfg;
+  caf::actor_system& sys;
+  http_actor relay;
+  httplib::Server server;
+  std::thread listener;
+  std::atomic<bool> draining{false};
+  std::atomic<int> in_flight{0};
+
+  impl(const config& c, caf::actor_system& s, producer_actor producer, store_actor store)
+    : cfg{c}, sys{s}, relay{s.spawn(http, std::move(producer), std::move(store))} {
+    configure();
+    routes();
+  }
+
+  // Counts a request as in flight for drain(), and turns it away once shutdown began.
+  template <class Handler>
+  httplib::Server::Handler guarded(Handler handler) {
+    return [this, handler](const httplib::Request& req, httplib::Response& res) {
+      ++in_flight;
+      struct done_guard {
+        std::atomic<int>& n;
+        ~done_guard() { --n; }
+      } guard{in_flight};
+      if (draining.load())
+        return reply_message(res, 503, "Service is shutting down");
+      handler(req, res);
+    };
+  }
+
+  void configure() {
+    // httplib's defaults stall a keep-alive client: Nagle's 40 ms delay, and a new connection
+    // every 5 requests.
+    server.set_tcp_nodelay(true);
+    server.set_keep_alive_max_count(1'000'000);
+    server.set_payload_max_length(max_body_bytes);
+    auto threads = static_cast<size_t>(cfg.http_threads);
+    server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+      if (res.status == 404) {
+        if (auto it = allowed_methods.find(req.path); it != allowed_methods.end()) {
+          res.status = 405;
+          res.set_header("Allow", it->second);
+        }
+      }
+      if (res.body.empty())
+        reply_message(res, res.status, default_message(res.status));
+    });
+    server.set_exception_handler([](const httplib::Request& req, httplib::Response& res,
+                                    std::exception_ptr ep) {
+      std::string what = "unknown error";
+      try {
+        std::rethrow_exception(ep);
+      } catch (const std::exception& e) {
+        what = e.what();
+      } catch (...) {
+      }
+      log::error("Request failed", {{"method", req.method}, {"path", req.path}, {"error", what}});
+      reply_message(res, 500, "Internal server error");
+    });
+  }
+
+  void routes() {
+    server.Post("/events/generate", guarded([this](const httplib::Request& req,
+                                                   httplib::Response& res) {
+      if (!is_json_content_type(req))
+        return reply_message(res, 415, "Content-Type must be application/json");
+      auto parsed = parse_event_request(req.body);
+      if (!parsed.ok()) {
+        json errors = json::array();
+        for (auto& e : parsed.errors)
+          errors.push_back({{"field", e.field}, {"message", e.message}});
+        return reply(res, 400, {{"message", "Invalid request payload"}, {"errors", errors}});
+      }
+      auto id = parsed.value.event_id;
+      auto slot = std::make_shared<std::promise<std::string>>();
+      auto outcome = slot->get_future();
+      caf::anon_send(relay, publish_atom::value, std::move(parsed.value), slot);
+      if (auto error = outcome.get(); !error.empty())
+        return reply_message(res, 500, "Failed to publish event");
+      reply(res, 201, {{"eventId", id}});
+    }));
+    server.Get("/events/processed", guarded([this](const httplib::Request&,
+                                                   httplib::Response& res) {
+      auto slot = std::make_shared<std::promise<std::vector<event>>>();
+      auto outcome = slot->get_future();
+      caf::anon_send(relay, get_all_atom::value, slot);
+      auto events = outcome.get();
+      std::string body;
+      body.reserve(events.size() * 200 + 2);
+      body += '[';
+      for (size_t i = 0; i < events.size(); ++i) {
+        if (i > 0)
+          body += ',';
+        append_json(body, events[i]);
+      }
+      body += ']';
+      res.status = 200;
+      res.set_content(std::move(body), "application/json");
+    }));
+    // Liveness: answers while the process lives, shutdown included.
+    server.Get("/health", [](const httplib::Request&, httplib::Response& res) {
+      reply(res, 200, {{"status", "ok"}});
+    });
+  }
+};
+
+http_server::http_server(const config& cfg, caf::actor_system& sys, producer_actor producer,
+                         store_actor store)
+  : impl_{std::make_unique<impl>(cfg, sys, std::move(producer), std::move(store))} {
+}
+
+http_server::~http_server() {
+  stop();
+}
+
+int http_server::start() {
+  auto& server = impl_->server;
+  int port = impl_->cfg.port == 0 ? server.bind_to_any_port("0.0.0.0")
+                                  : (server.bind_to_port("0.0.0.0", impl_->cfg.port)
+                                       ? impl_->cfg.port
+                                       : -1);
+  if (port < 0)
+    throw std::runtime_error{"cannot listen on port " + std::to_string(impl_->cfg.port)};
+  impl_->listener = std::thread{[&server] { server.listen_after_bind(); }};
+  return port;
+}
+
+int http_server::drain(std::chrono::milliseconds timeout) {
+  impl_->draining = true;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (impl_->in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  return impl_->in_flight.load();
+}
+
+void http_server::stop() {
+  if (impl_->listener.joinable()) {
+    impl_->server.stop();
+    impl_->listener.join();
+  }
+  caf::anon_send_exit(impl_->relay, caf::exit_reason::user_shutdown);
+}
+
+} // namespace uas

@@ -1,0 +1,37 @@
+// The REST API on cpp-httplib: routes, status codes and JSON bodies (SPEC, HTTP API). Each route
+// becomes a message to the http actor; httplib's worker threads wait for the answer.
+#pragma once
+
+#include <chrono>
+#include <memory>
+
+#include <caf/actor_system.hpp>
+
+#include "actors/config.hpp"
+#include "actors/messages.hpp"
+
+namespace uas {
+
+class http_server {
+public:
+  http_server(const config& cfg, caf::actor_system& sys, producer_actor producer,
+              store_actor store);
+  ~http_server();
+
+  // Binds the configured port (PORT=0: any free one) and serves on a thread of its own; returns
+  // the bound port. Throws if the port cannot be bound.
+  int start();
+
+  // From now on new requests are answered 503; waits up to `timeout` for those in flight.
+  // Returns how many were still unanswered.
+  int drain(std::chrono::milliseconds timeout);
+
+  // Closes the listening socket and joins the server's threads.
+  void stop();
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace uas

@@ -1,0 +1,76 @@
+// The small interfaces the actors use to reach Kafka. librdkafka stays behind them, so actor-level
+// tests can put fakes in their place and drive every delivery and every record by hand.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace uas::kafka {
+
+// Runs once per produced record, on a client thread: an empty string once the broker has
+// acknowledged the record, else why it was not delivered.
+using delivery_handler = std::function<void(std::string error)>;
+
+class producer_client {
+public:
+  virtual ~producer_client() = default;
+  // Hands a record over without blocking; `on_delivery` reports its fate exactly once.
+  virtual void produce(const std::string& key, const std::string& value,
+                       delivery_handler on_delivery) = 0;
+  // Waits up to `timeout` for every record handed over to be delivered or failed; false if some
+  // are still outstanding.
+  virtual bool flush(std::chrono::milliseconds timeout) = 0;
+};
+
+// One message read from the topic.
+struct record {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+  bool has_value = false; // false for a null (tombstone) value
+  std::string value;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, record& x) {
+  return f(x.topic, x.partition, x.offset, x.has_value, x.value);
+}
+
+// A partition and a position in it; committed, `offset` is the next message to read.
+struct partition_offset {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+
+  friend bool operator==(const partition_offset& a, const partition_offset& b) {
+    return a.topic == b.topic && a.partition == b.partition && a.offset == b.offset;
+  }
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, partition_offset& x) {
+  return f(x.topic, x.partition, x.offset);
+}
+
+class consumer_client {
+public:
+  virtual ~consumer_client() = default;
+  // Commits these positions for the group without waiting for the broker's answer.
+  virtual void commit(const std::vector<partition_offset>& offsets) = 0;
+};
+
+// What a consumer client tells its owner, from the client's own polling thread.
+class consumer_listener {
+public:
+  virtual ~consumer_listener() = default;
+  // A batch of records, in partition order.
+  virtual void on_records(std::vector<record> batch) = 0;
+  // These partitions are leaving this consumer (rebalance or close). Blocks until the owner says
+  // which positions are done, so they are committed before the partitions go.
+  virtual std::vector<partition_offset> on_revoked(const std::vector<partition_offset>& partitions) = 0;
+};
+
+} // namespace uas::kafka

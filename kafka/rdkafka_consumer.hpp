@@ -1,0 +1,44 @@
+// The consumer client on librdkafka: joins the group, polls on its own thread and hands batches
+// of records to its listener; commits only the positions it is given.
+#pragma once
+
+#include <atomic>
+#include <thread>
+
+#include <librdkafka/rdkafka.h>
+
+#include "actors/config.hpp"
+#include "kafka/clients.hpp"
+
+namespace uas::kafka {
+
+class rdkafka_consumer final : public consumer_client {
+public:
+  rdkafka_consumer(const config& cfg, const std::string& bootstrap);
+  // Stops polling and closes, if stop() has not.
+  ~rdkafka_consumer() override;
+
+  // Subscribes and starts the polling thread; records and revocations go to `listener`.
+  void start(consumer_listener& listener);
+  // Stops polling, commits what the listener says is done, and leaves the group.
+  void stop();
+
+  void commit(const std::vector<partition_offset>& offsets) override;
+
+  // Whether the consumer currently holds partitions: it has joined its group.
+  bool assigned() const { return assigned_partitions_.load() > 0; }
+
+private:
+  static void on_rebalance(rd_kafka_t* client, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t* partitions, void* opaque);
+  void poll_loop();
+
+  rd_kafka_t* client_;
+  std::string topic_;
+  consumer_listener* listener_ = nullptr;
+  std::atomic<bool> polling_{false};
+  std::atomic<int> assigned_partitions_{0};
+  std::thread poller_;
+};
+
+} // namespace uas::kafka

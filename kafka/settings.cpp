@@ -1,0 +1,100 @@
+// librdkafka properties for the producer and the consumer, and the start-up reachability probe.
+#include "kafka/settings.hpp"
+
+#include <stdexcept>
+
+#include "actors/log.hpp"
+
+namespace uas::kafka {
+
+namespace {
+
+// librdkafka logs through this rather than straight to stderr, so its lines share our format.
+void forward_log(const rd_kafka_t*, int level, const char* facility, const char* message) {
+  // syslog levels: 0-3 errors, 4 warnings, the rest is chatter.
+  auto lvl = level <= 3 ? log::level::error : level == 4 ? log::level::warn : log::level::debug;
+  log::write(lvl, "Kafka client", {{"facility", facility}, {"detail", message}});
+}
+
+settings common(const config& cfg, const std::string& bootstrap) {
+  return {
+    {"bootstrap.servers", bootstrap},
+    {"client.id", cfg.client_id},
+    {"socket.connection.setup.timeout.ms", std::to_string(cfg.connection_timeout.count())},
+  };
+}
+
+} // namespace
+
+settings producer_settings(const config& cfg, const std::string& bootstrap) {
+  auto s = common(cfg, bootstrap);
+  s.insert(s.end(), {
+    // librdkafka's own resends carry sequence numbers, so they never duplicate an event.
+    {"enable.idempotence", "true"},
+    // One publish attempt's bound; librdkafka's default would be 300 s.
+    {"message.timeout.ms", std::to_string(cfg.request_timeout.count())},
+    {"request.timeout.ms", std::to_string(std::min<long long>(cfg.request_timeout.count(), 30000))},
+    // A short linger still batches under load but adds little to a lone POST's latency.
+    {"linger.ms", "1"},
+    // The same key-to-partition mapping as the Java client and kafkajs.
+    {"partitioner", "murmur2_random"},
+  });
+  return s;
+}
+
+settings consumer_settings(const config& cfg, const std::string& bootstrap) {
+  auto s = common(cfg, bootstrap);
+  s.insert(s.end(), {
+    {"group.id", cfg.consumer_group},
+    // A new group starts from the beginning of the topic, as the seed's fromBeginning does.
+    {"auto.offset.reset", "earliest"},
+    // Offsets are committed by the consumer actor, only once the store has answered.
+    {"enable.auto.commit", "false"},
+    {"enable.auto.offset.store", "false"},
+    // The embedded broker holds a fetch for this long even when data is waiting.
+    {"fetch.wait.max.ms", cfg.embedded_broker() ? "5" : "100"},
+    {"session.timeout.ms", "10000"},
+    {"heartbeat.interval.ms", "1000"},
+  });
+  return s;
+}
+
+rd_kafka_conf_t* make_conf(const settings& values) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char reason[512];
+  for (auto& [key, value] : values) {
+    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), reason, sizeof reason)
+        != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      throw std::runtime_error{"Kafka setting " + key + "=" + value + " refused: " + reason};
+    }
+  }
+  rd_kafka_conf_set_log_cb(conf, forward_log);
+  return conf;
+}
+
+rd_kafka_t* make_client(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
+  char reason[512];
+  rd_kafka_t* client = rd_kafka_new(type, conf, reason, sizeof reason);
+  if (!client) {
+    rd_kafka_conf_destroy(conf);
+    throw std::runtime_error{std::string{"cannot create Kafka client: "} + reason};
+  }
+  return client;
+}
+
+std::string probe_brokers(const config& cfg, const std::string& bootstrap) {
+  auto values = common(cfg, bootstrap);
+  // The probe's own connection failures are the answer, not something to log.
+  values.push_back({"log_level", "0"});
+  rd_kafka_t* client = make_client(RD_KAFKA_PRODUCER, make_conf(values));
+  const struct rd_kafka_metadata* metadata = nullptr;
+  auto err = rd_kafka_metadata(client, 0, nullptr, &metadata,
+                               static_cast<int>(cfg.connection_timeout.count()));
+  if (metadata)
+    rd_kafka_metadata_destroy(metadata);
+  rd_kafka_destroy(client);
+  return err == RD_KAFKA_RESP_ERR_NO_ERROR ? std::string{} : rd_kafka_err2str(err);
+}
+
+} // namespace uas::kafka

@@ -1,0 +1,29 @@
+// librdkafka configuration in one place: which properties the service sets, and why.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <librdkafka/rdkafka.h>
+
+#include "actors/config.hpp"
+
+namespace uas::kafka {
+
+using settings = std::vector<std::pair<std::string, std::string>>;
+
+settings producer_settings(const config& cfg, const std::string& bootstrap);
+settings consumer_settings(const config& cfg, const std::string& bootstrap);
+
+// A librdkafka configuration with every setting applied; throws naming the one it refuses.
+rd_kafka_conf_t* make_conf(const settings& values);
+
+// Creates a client from `conf` (taking ownership of it); throws with librdkafka's reason.
+rd_kafka_t* make_client(rd_kafka_type_t type, rd_kafka_conf_t* conf);
+
+// Asks the brokers for metadata; an empty string when they answered within `timeout_ms`,
+// else the reason.
+std::string probe_brokers(const config& cfg, const std::string& bootstrap);
+
+} // namespace uas::kafka

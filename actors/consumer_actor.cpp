@@ -12,7 +12,7 @@ namespace uas {
 
 void partition_progress::track(int64_t offset) {
   if (pending.empty() && done_upto < 0)
-    done_upto = offset; // nothing before this record is ours to commit
+    committed = done_upto = offset; // reading began here: the group's position already
   pending.emplace_back(offset, false);
 }
 
@@ -23,7 +23,8 @@ bool partition_progress::finish(int64_t offset) {
   it->second = true;
   bool moved = false;
   while (!pending.empty() && pending.front().second) {
-    done_upto = pending.front().first + 1;
+    // max: a record read again (after a seek) never moves the position back.
+    done_upto = std::max(done_upto, pending.front().first + 1);
     pending.pop_front();
     moved = true;
   }
@@ -49,9 +50,8 @@ void finish(self_pointer self, const position& p) {
   if (it == st.partitions.end())
     return; // revoked meanwhile: the new owner reads it again, and the store keeps it once
   if (it->second.finish(p.offset) && !st.commit_scheduled) {
-    // Sent to ourselves, the commit runs after the answers already queued: one commit for many.
     st.commit_scheduled = true;
-    self->send(self, commit_atom::value);
+    self->delayed_send(self, consumer_state::commit_interval, commit_atom::value);
   }
 }
 
@@ -116,7 +116,8 @@ consumer(self_pointer self, store_actor store, std::shared_ptr<kafka::consumer_c
           progress.committed = progress.done_upto;
         }
       }
-      st.client->commit(offsets);
+      if (!offsets.empty())
+        st.client->commit(offsets);
     },
     [=](revoke_atom, std::vector<kafka::partition_offset>& leaving) {
       auto& st = self->state;

@@ -3,6 +3,7 @@
 // before it in its partition (at least once).
 #pragma once
 
+#include <chrono>
 #include <deque>
 #include <map>
 #include <memory>
@@ -34,6 +35,9 @@ struct consumer_state {
   std::map<partition_key, partition_progress> partitions;
   bool commit_scheduled = false;
 
+  // Done positions are committed at most this often: one broker request covers many records,
+  // and what a revocation or shutdown finds uncommitted is committed then.
+  static constexpr std::chrono::milliseconds commit_interval{200};
   static inline const char* name = "consumer";
 };
 

@@ -1,0 +1,180 @@
+// The consumer actor: valid records reach the store, poison is skipped, and a position is
+// committed only once the store has answered for it and for everything before it.
+#include <catch2/catch.hpp>
+
+#include "actors/consumer_actor.hpp"
+#include "actors/store_actor.hpp"
+#include "harness.hpp"
+
+using namespace uas;
+using namespace uas::testing;
+
+namespace {
+
+const std::string topic = "user-activity-events";
+
+std::string event_json(const std::string& id, const std::string& type = "LOGIN") {
+  return to_json({id, "alice", type, "2026-11-24T01:52:00.047Z", R"({"page":"/home"})"});
+}
+
+kafka::record make_record(int32_t partition, int64_t offset, std::string value) {
+  return {topic, partition, offset, true, std::move(value)};
+}
+
+kafka::record null_record(int32_t partition, int64_t offset) {
+  return {topic, partition, offset, false, {}};
+}
+
+// A store whose answers to add_if_new wait until the test releases them, in any order it likes.
+using release_atom = caf::atom_constant<caf::atom("release")>;
+using held_store_actor = store_actor::extend<caf::reacts_to<release_atom, uint64_t, bool>>;
+
+struct held_store_state {
+  std::vector<caf::typed_response_promise<bool>> pending;
+};
+
+held_store_actor::behavior_type
+held_store(held_store_actor::stateful_pointer<held_store_state> self) {
+  return {
+    [=](add_if_new_atom, event&) {
+      self->state.pending.push_back(self->make_response_promise<bool>());
+      return self->state.pending.back();
+    },
+    [=](release_atom, uint64_t i, bool added) { self->state.pending.at(i).deliver(added); },
+    [](get_all_atom) { return std::vector<event>{}; },
+    [](has_atom, const std::string&) { return false; },
+    [](count_atom) { return uint64_t{0}; },
+    [](clear_atom) { return ok_atom::value; },
+  };
+}
+
+struct consumer_fixture : actor_fixture {
+  std::shared_ptr<fake_consumer_client> client = std::make_shared<fake_consumer_client>();
+
+  consumer_actor spawn_consumer(const store_actor& s) {
+    return spawn(consumer, s, std::static_pointer_cast<kafka::consumer_client>(client));
+  }
+
+  void deliver(const consumer_actor& c, std::vector<kafka::record> batch) {
+    caf::anon_send(c, records_atom::value, std::move(batch));
+    run();
+  }
+
+  // Lets the consumer's periodic commit happen.
+  void commit_due() { advance(consumer_state::commit_interval); }
+
+  // Lets the held store answer its i-th add_if_new.
+  void release(const held_store_actor& s, uint64_t i, bool added = true) {
+    caf::anon_send(s, release_atom::value, i, added);
+    run();
+  }
+
+  std::vector<event> stored(const store_actor& s) {
+    return ask<std::vector<event>>(s, get_all_atom::value);
+  }
+};
+
+} // namespace
+
+TEST_CASE_METHOD(consumer_fixture, "consumed events reach the store and their offsets commit") {
+  auto s = spawn(store);
+  auto c = spawn_consumer(s);
+  deliver(c, {make_record(0, 0, event_json("e1")), make_record(1, 0, event_json("e2")),
+              make_record(0, 1, event_json("e3", "LOGOUT"))});
+  CHECK(client->commits.empty()); // commits wait for the commit interval
+  commit_due();
+  auto events = stored(s);
+  REQUIRE(events.size() == 3);
+  CHECK(events[0].event_id == "e1");
+  CHECK(events[2].event_type == "LOGOUT");
+  CHECK(events[2].payload == R"({"page":"/home"})");
+  // Committed positions are the next offsets to read.
+  CHECK(client->committed(topic, 0) == 2);
+  CHECK(client->committed(topic, 1) == 1);
+}
+
+TEST_CASE_METHOD(consumer_fixture, "the same event delivered twice is stored once") {
+  auto s = spawn(store);
+  auto c = spawn_consumer(s);
+  deliver(c, {make_record(0, 0, event_json("e1")), make_record(0, 1, event_json("e1"))});
+  // Redelivered later, as after a rebalance.
+  deliver(c, {make_record(0, 0, event_json("e1"))});
+  commit_due();
+  CHECK(stored(s).size() == 1);
+  CHECK(client->committed(topic, 0) == 2);
+}
+
+TEST_CASE_METHOD(consumer_fixture, "poison records are skipped and the partition moves on") {
+  auto s = spawn(store);
+  auto c = spawn_consumer(s);
+  std::vector<kafka::record> batch = {
+    make_record(0, 0, "not json"),
+    make_record(0, 1, std::string{"\xff\xfe{\"a\":1}"}),
+    make_record(0, 2, "[1,2,3]"),
+    make_record(0, 3, "\"a string\""),
+    make_record(0, 4, "42"),
+    make_record(0, 5, "null"),
+    null_record(0, 6),
+    make_record(0, 7, R"({"userId":"u","eventType":"LOGIN"})"),
+    make_record(0, 8, R"({"eventId":7,"userId":"u","eventType":"LOGIN","timestamp":"2026-11-24T01:52:00.047Z"})"),
+    make_record(0, 9, R"({"eventId":"","userId":"u","eventType":"LOGIN","timestamp":"2026-11-24T01:52:00.047Z"})"),
+    make_record(0, 10, R"({"eventId":"x","userId":"u","eventType":"SIGNUP","timestamp":"2026-11-24T01:52:00.047Z"})"),
+    make_record(0, 11, R"({"eventId":"x","userId":"u","eventType":"LOGIN","timestamp":"2026-11-24T01:52:00.047Z","payload":null})"),
+    make_record(0, 12, R"({"eventId":"x","userId":"u","eventType":"LOGIN","timestamp":"2026-11-24T01:52:00.047Z","payload":[1]})"),
+    make_record(0, 13, std::string(300'000, '[')),
+    make_record(0, 14, event_json("good")),
+  };
+  deliver(c, batch);
+  commit_due();
+  auto events = stored(s);
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].event_id == "good");
+  CHECK(client->committed(topic, 0) == 15);
+}
+
+TEST_CASE_METHOD(consumer_fixture, "no offset is committed ahead of the store's answer") {
+  auto s = spawn(held_store);
+  auto c = spawn_consumer(s);
+  deliver(c, {make_record(0, 10, event_json("a")), make_record(0, 11, event_json("b")),
+              make_record(0, 12, "garbage"), make_record(0, 13, event_json("d"))});
+  commit_due();
+  CHECK(client->commits.empty()); // the skipped record at 12 is done, but 10 and 11 are not
+
+  release(s, 1); // "b" answered before "a": nothing may be committed yet
+  commit_due();
+  CHECK(client->committed(topic, 0) == -1);
+
+  release(s, 0); // 10 and 11 are done, 12 was skipped, 13 waits
+  commit_due();
+  CHECK(client->committed(topic, 0) == 13);
+
+  release(s, 2, false); // a duplicate is an answer too
+  commit_due();
+  CHECK(client->committed(topic, 0) == 14);
+}
+
+TEST_CASE_METHOD(consumer_fixture, "on revocation the consumer answers what is done and drops the rest") {
+  auto s = spawn(held_store);
+  auto c = spawn_consumer(s);
+  deliver(c, {make_record(0, 0, event_json("a")), make_record(0, 1, event_json("b")),
+              make_record(1, 5, event_json("c"))});
+  release(s, 0); // done, but the periodic commit has not come yet
+
+  using offsets = std::vector<kafka::partition_offset>;
+  auto done = ask<offsets>(c, revoke_atom::value, offsets{{topic, 0, -1001}, {topic, 1, -1001}});
+  // Partition 0: offset 0 is done, so reading resumes at 1; partition 1: nothing done.
+  REQUIRE(done.size() == 1);
+  CHECK(done[0] == kafka::partition_offset{topic, 0, 1});
+
+  // The store's late answers for revoked partitions commit nothing: the new owner reads them.
+  release(s, 1);
+  release(s, 2);
+  commit_due();
+  CHECK(client->commits.empty());
+
+  // Assigned again, the partition starts over from what is redelivered.
+  deliver(c, {make_record(0, 1, event_json("b"))});
+  release(s, 3);
+  commit_due();
+  CHECK(client->committed(topic, 0) == 2);
+}

@@ -1,0 +1,182 @@
+// The actor-level test harness: actors spawned on CAF's test coordinator, where messages are
+// delivered only when the test says so and time is virtual, plus fake Kafka clients that record
+// what the actors ask of them and report whatever outcome the test scripts.
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+#include <caf/event_based_actor.hpp>
+
+#include "actors/messages.hpp"
+#include "kafka/clients.hpp"
+
+namespace uas::testing {
+
+// A producer client that delivers nothing by itself: each produced record waits until the test
+// acknowledges or fails it, unless an outcome was scripted for it beforehand.
+class fake_producer_client final : public kafka::producer_client {
+public:
+  struct produced_record {
+    std::string key;
+    std::string value;
+    kafka::delivery_handler on_delivery;
+    bool reported = false;
+  };
+
+  std::vector<produced_record> produced; // every produce call, in order
+
+  // The next records' outcomes, in order: "" acknowledges, anything else fails with that reason.
+  void script(std::vector<std::string> outcomes) {
+    scripted.insert(scripted.end(), outcomes.begin(), outcomes.end());
+  }
+
+  void acknowledge(size_t i) { report(i, ""); }
+  void fail(size_t i, std::string reason) { report(i, std::move(reason)); }
+
+  void produce(const std::string& key, const std::string& value,
+               kafka::delivery_handler on_delivery) override {
+    produced.push_back({key, value, std::move(on_delivery)});
+    if (!scripted.empty()) {
+      auto outcome = scripted.front();
+      scripted.pop_front();
+      report(produced.size() - 1, outcome);
+    }
+  }
+
+  bool flush(std::chrono::milliseconds) override { return true; }
+
+private:
+  void report(size_t i, std::string outcome) {
+    auto& r = produced.at(i);
+    if (r.reported)
+      throw std::logic_error{"record reported twice"};
+    r.reported = true;
+    r.on_delivery(std::move(outcome));
+  }
+
+  std::deque<std::string> scripted;
+};
+
+// A consumer client that records each commit.
+class fake_consumer_client final : public kafka::consumer_client {
+public:
+  std::vector<std::vector<kafka::partition_offset>> commits;
+
+  void commit(const std::vector<kafka::partition_offset>& offsets) override {
+    commits.push_back(offsets);
+  }
+
+  // The latest committed position of a partition, or -1.
+  int64_t committed(const std::string& topic, int32_t partition) const {
+    int64_t result = -1;
+    for (auto& batch : commits)
+      for (auto& p : batch)
+        if (p.topic == topic && p.partition == partition)
+          result = p.offset;
+    return result;
+  }
+};
+
+inline caf::actor_system_config& testing_config(caf::actor_system_config& cfg) {
+  cfg.set("scheduler.policy", caf::atom("testing"));
+  cfg.set("logger.inline-output", true);
+  return cfg;
+}
+
+// What became of a request sent from a test: nothing yet, a value, or an error.
+template <class T>
+struct answer {
+  bool arrived = false;
+  std::optional<T> value;
+  std::string error;
+};
+
+// Owns an actor system on the test coordinator. Nothing runs until run() or advance().
+class actor_fixture {
+public:
+  actor_fixture()
+    : sys{testing_config(cfg)},
+      sched{dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler())} {
+  }
+
+  // Stops what the test spawned, so the system can shut down.
+  ~actor_fixture() {
+    for (auto& a : spawned)
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    run();
+  }
+
+  // Spawns an actor that lives until the test ends.
+  template <class... Ts>
+  auto spawn(Ts&&... xs) {
+    auto handle = sys.spawn(std::forward<Ts>(xs)...);
+    spawned.push_back(caf::actor_cast<caf::actor>(handle));
+    return handle;
+  }
+
+  // Delivers every pending message (not timeouts); returns how many were handled.
+  size_t run() { return sched.run(); }
+
+  // Moves virtual time forward, firing the delayed messages that fall due, then runs.
+  void advance(std::chrono::milliseconds d) {
+    sched.advance_time(caf::timespan{d});
+    run();
+  }
+
+  // Fires every delayed message, in time order, until none is left.
+  void run_all_timeouts() {
+    while (sched.has_pending_timeout()) {
+      sched.trigger_timeout();
+      run();
+    }
+  }
+
+  // Sends a request from a probe actor and runs the system; the answer, if any, is in the
+  // result by the time this returns, and arrives there later otherwise.
+  template <class Result, class Handle, class... Ts>
+  std::shared_ptr<answer<Result>> request(const Handle& target, Ts... xs) {
+    auto result = std::make_shared<answer<Result>>();
+    auto& system = sys;
+    sys.spawn([=, &system](caf::event_based_actor* probe) {
+      probe->request(target, caf::infinite, xs...)
+        .then(
+          [=](Result& x) {
+            result->arrived = true;
+            result->value = std::move(x);
+          },
+          [=, &system](caf::error& err) {
+            result->arrived = true;
+            result->error = system.render(err);
+          });
+    });
+    run();
+    return result;
+  }
+
+  // A request whose answer must be there at once: returns it, or throws.
+  template <class Result, class Handle, class... Ts>
+  Result ask(const Handle& target, Ts... xs) {
+    auto result = request<Result>(target, xs...);
+    if (!result->arrived)
+      throw std::runtime_error{"no answer"};
+    if (!result->value)
+      throw std::runtime_error{result->error};
+    return *result->value;
+  }
+
+  caf::actor_system_config cfg;
+  caf::actor_system sys;
+  caf::scheduler::test_coordinator& sched;
+  std::vector<caf::actor> spawned;
+};
+
+} // namespace uas::testing

@@ -1,0 +1,56 @@
+// The store actor: one event per eventId, processing order kept, every operation answered.
+#include <catch2/catch.hpp>
+
+#include "actors/store_actor.hpp"
+#include "harness.hpp"
+
+using namespace uas;
+using namespace uas::testing;
+
+namespace {
+
+event make_event(std::string id, std::string user = "u1", std::string type = "LOGIN") {
+  return {std::move(id), std::move(user), std::move(type), "2026-11-24T01:52:00.047Z", "{}"};
+}
+
+} // namespace
+
+TEST_CASE_METHOD(actor_fixture, "the store keeps the first event of each eventId, in order") {
+  auto s = spawn(store);
+  CHECK(ask<bool>(s, add_if_new_atom::value, make_event("a", "alice")));
+  CHECK(ask<bool>(s, add_if_new_atom::value, make_event("b")));
+  // The same eventId again, even with different content, is a duplicate: the first one stays.
+  CHECK_FALSE(ask<bool>(s, add_if_new_atom::value, make_event("a", "mallory", "LOGOUT")));
+  CHECK(ask<bool>(s, add_if_new_atom::value, make_event("c")));
+
+  auto all = ask<std::vector<event>>(s, get_all_atom::value);
+  REQUIRE(all.size() == 3);
+  CHECK(all[0] == make_event("a", "alice"));
+  CHECK(all[1].event_id == "b");
+  CHECK(all[2].event_id == "c");
+  CHECK(ask<uint64_t>(s, count_atom::value) == 3);
+  CHECK(ask<bool>(s, has_atom::value, std::string{"b"}));
+  CHECK_FALSE(ask<bool>(s, has_atom::value, std::string{"z"}));
+}
+
+TEST_CASE_METHOD(actor_fixture, "clearing the store forgets events and their ids") {
+  auto s = spawn(store);
+  ask<bool>(s, add_if_new_atom::value, make_event("a"));
+  ask<ok_atom>(s, clear_atom::value);
+  CHECK(ask<uint64_t>(s, count_atom::value) == 0);
+  CHECK(ask<std::vector<event>>(s, get_all_atom::value).empty());
+  CHECK_FALSE(ask<bool>(s, has_atom::value, std::string{"a"}));
+  // After a clear the id is new again.
+  CHECK(ask<bool>(s, add_if_new_atom::value, make_event("a")));
+}
+
+TEST_CASE_METHOD(actor_fixture, "deduplication holds over many events with short and long ids") {
+  auto s = spawn(store);
+  for (int round = 0; round < 2; ++round)
+    for (int i = 0; i < 2000; ++i) {
+      // Short ids live inside the string object; long ones on the heap. Both must stay found.
+      auto id = i % 2 ? std::to_string(i) : "event-id-long-enough-" + std::to_string(i);
+      CHECK(ask<bool>(s, add_if_new_atom::value, make_event(id)) == (round == 0));
+    }
+  CHECK(ask<uint64_t>(s, count_atom::value) == 2000);
+}

@@ -36,16 +36,14 @@ void reply_message(httplib::Response& res, int status, const std::string& messag
   reply(res, status, json{{"message", message}});
 }
 
-// True for an absent Content-Type or application/json, with or without parameters.
+// True for an absent (or empty) Content-Type or application/json, with or without parameters.
 bool is_json_content_type(const httplib::Request& req) {
-  if (!req.has_header("Content-Type"))
-    return true;
   auto type = req.get_header_value("Content-Type");
   type = type.substr(0, type.find(';'));
   type.erase(std::remove_if(type.begin(), type.end(), [](unsigned char c) { return std::isspace(c); }),
              type.end());
   std::transform(type.begin(), type.end(), type.begin(), [](unsigned char c) { return std::tolower(c); });
-  return type == "application/json";
+  return type.empty() || type == "application/json";
 }
 
 std::string default_message(int status) {

@@ -34,6 +34,8 @@ settings producer_settings(const config& cfg, const std::string& bootstrap) {
     // One publish attempt's bound; librdkafka's default would be 300 s.
     {"message.timeout.ms", std::to_string(cfg.request_timeout.count())},
     {"request.timeout.ms", std::to_string(std::min<long long>(cfg.request_timeout.count(), 30000))},
+    // A request body may be 1 MiB; its event, with eventId and timestamp added, a little more.
+    {"message.max.bytes", std::to_string(2 * 1024 * 1024)},
     // A short linger still batches under load but adds little to a lone POST's latency.
     {"linger.ms", "1"},
     // The same key-to-partition mapping as the Java client and kafkajs.

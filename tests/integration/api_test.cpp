@@ -1,0 +1,239 @@
+// The service end to end: real HTTP against the built binary on its embedded broker, with kcat
+// as a Kafka client no one here wrote.
+#include <catch2/catch.hpp>
+
+#include <set>
+
+#include "actors/event.hpp"
+#include "service_process.hpp"
+
+using namespace uas::testing;
+using json = nlohmann::json;
+
+namespace {
+
+// kcat's options for reading the whole topic once: key, tab, value per line.
+std::string kcat_read_all(const std::string& broker, const std::string& topic, size_t count) {
+  return "kcat -b " + broker + " -C -t " + topic + " -o beginning -c " + std::to_string(count)
+         + " -e -q -f '%k\\t%s\\n'";
+}
+
+} // namespace
+
+TEST_CASE("three POSTed events come back from GET /events/processed with all five fields") {
+  service_process service;
+  std::vector<std::string> ids;
+  std::vector<json> bodies = {
+    {{"userId", "alice"}, {"eventType", "LOGIN"}},
+    {{"userId", "bob"}, {"eventType", "PRODUCT_VIEW"}, {"payload", {{"productId", "p-42"}, {"price", 9.5}}}},
+    {{"userId", "alice"}, {"eventType", "LOGOUT"}, {"payload", json::object()}},
+  };
+  for (auto& body : bodies) {
+    auto res = service.post_event(body.dump());
+    REQUIRE(res);
+    REQUIRE(res->status == 201);
+    CHECK(res->get_header_value("Content-Type") == "application/json");
+    auto answer = json::parse(res->body);
+    REQUIRE(answer.contains("eventId"));
+    CHECK(uas::is_uuid(answer["eventId"].get<std::string>()));
+    ids.push_back(answer["eventId"]);
+  }
+  auto events = service.wait_processed([](const json& all) { return all.size() >= 3; });
+  REQUIRE(events.size() == 3);
+  std::set<std::string> seen;
+  for (auto& e : events) {
+    CHECK(e.size() == 5);
+    seen.insert(e["eventId"].get<std::string>());
+    CHECK(uas::is_utc_timestamp(e["timestamp"].get<std::string>()));
+    CHECK(e["payload"].is_object());
+    if (e["userId"] == "bob") {
+      CHECK(e["eventType"] == "PRODUCT_VIEW");
+      CHECK(e["payload"]["productId"] == "p-42");
+      CHECK(e["payload"]["price"] == 9.5);
+    }
+  }
+  CHECK(seen == std::set<std::string>(ids.begin(), ids.end()));
+  for (auto& id : ids)
+    CHECK(service.wait_for_line("Processed event: eventId=" + id));
+}
+
+TEST_CASE("kcat sees each event on the topic as JSON keyed by userId") {
+  service_process service;
+  auto res = service.post_event(R"({"userId":"carol","eventType":"PRODUCT_VIEW","payload":{"sku":"X1"}})");
+  REQUIRE(res);
+  REQUIRE(res->status == 201);
+  auto id = json::parse(res->body)["eventId"].get<std::string>();
+
+  auto read = run_command(kcat_read_all(service.broker(), "user-activity-events", 1));
+  REQUIRE(read.status == 0);
+  auto tab = read.output.find('\t');
+  REQUIRE(tab != std::string::npos);
+  CHECK(read.output.substr(0, tab) == "carol");
+  auto value = json::parse(read.output.substr(tab + 1));
+  CHECK(value["eventId"] == id);
+  CHECK(value["userId"] == "carol");
+  CHECK(value["eventType"] == "PRODUCT_VIEW");
+  CHECK(value["payload"]["sku"] == "X1");
+  CHECK(uas::is_utc_timestamp(value["timestamp"].get<std::string>()));
+
+  // The embedded broker answers metadata requests from kcat too.
+  auto listing = run_command("kcat -b " + service.broker() + " -L");
+  CHECK(listing.status == 0);
+  CHECK_THAT(listing.output, Catch::Contains("user-activity-events") && Catch::Contains("3 partitions"));
+}
+
+TEST_CASE("the same event produced twice straight to the topic is stored once") {
+  service_process service;
+  auto text = event_text("11111111-2222-4333-8444-555555555555", "dave", "LOGIN");
+  auto other = event_text("66666666-2222-4333-8444-555555555555", "erin", "LOGOUT");
+  auto produce = run_command("printf '%s\\n%s\\n%s\\n' '" + text + "' '" + text + "' '" + other
+                             + "' | kcat -b " + service.broker()
+                             + " -P -t user-activity-events -k dave");
+  REQUIRE(produce.status == 0);
+  auto events = service.wait_processed([](const json& all) { return all.size() >= 2; });
+  REQUIRE(service.wait_for_line("Duplicate event ignored: eventId=11111111-2222-4333-8444-555555555555"));
+  events = service.processed();
+  REQUIRE(events.size() == 2);
+  CHECK(events[0]["eventId"] == "11111111-2222-4333-8444-555555555555");
+  CHECK(events[0]["userId"] == "dave");
+  CHECK(events[1]["eventId"] == "66666666-2222-4333-8444-555555555555");
+  CHECK(service.count_lines("Processed event: eventId=11111111") == 1);
+}
+
+TEST_CASE("invalid requests get 400 with every problem listed") {
+  service_process service;
+  auto res = service.post_event(R"({"userId":"","eventType":"SIGNUP","payload":[1],"eventId":"x"})");
+  REQUIRE(res);
+  CHECK(res->status == 400);
+  auto body = json::parse(res->body);
+  CHECK(body["message"] == "Invalid request payload");
+  std::set<std::string> fields;
+  for (auto& e : body["errors"]) {
+    CHECK(e["message"].is_string());
+    fields.insert(e["field"].get<std::string>());
+  }
+  CHECK(fields == std::set<std::string>{"userId", "eventType", "payload", "eventId"});
+
+  SECTION("missing fields") {
+    auto r = service.post_event("{}");
+    REQUIRE(r);
+    CHECK(r->status == 400);
+    CHECK(json::parse(r->body)["errors"].size() == 2);
+  }
+  SECTION("a body that is not JSON is 400, not 500") {
+    for (std::string bad : {"{\"userId\": \"a\",", "not json at all", "", "\xff\xfe"}) {
+      auto r = service.post_event(bad);
+      REQUIRE(r);
+      CHECK(r->status == 400);
+      auto b = json::parse(r->body);
+      CHECK(b["message"] == "Invalid request payload");
+      CHECK(b["errors"][0]["field"] == "body");
+    }
+  }
+  SECTION("JSON that is not an object is 400") {
+    for (std::string bad : {"[]", "\"LOGIN\"", "42", "null", "true"}) {
+      auto r = service.post_event(bad);
+      REQUIRE(r);
+      CHECK(r->status == 400);
+      CHECK(json::parse(r->body)["message"] == "Invalid request payload");
+    }
+  }
+  // Nothing invalid reached the topic or the store.
+  CHECK(service.processed().empty());
+}
+
+TEST_CASE("size, media type, path and method errors have their status and a JSON message") {
+  service_process service;
+  auto c = service.client();
+  SECTION("a body over 1 MiB is 413") {
+    std::string big = R"({"userId":"u","eventType":"LOGIN","payload":{"blob":")"
+                      + std::string(1024 * 1024, 'x') + "\"}}";
+    auto r = service.post_event(big);
+    REQUIRE(r);
+    CHECK(r->status == 413);
+    CHECK(json::parse(r->body)["message"].is_string());
+  }
+  SECTION("a body just under 1 MiB is accepted") {
+    std::string body = R"({"userId":"u","eventType":"LOGIN","payload":{"blob":")";
+    body += std::string(1024 * 1024 - body.size() - 4, 'x') + "\"}}";
+    auto r = service.post_event(body);
+    REQUIRE(r);
+    CHECK(r->status == 201);
+  }
+  SECTION("a Content-Type other than application/json is 415") {
+    auto r = service.post_event(R"({"userId":"u","eventType":"LOGIN"})", "text/plain");
+    REQUIRE(r);
+    CHECK(r->status == 415);
+    CHECK(json::parse(r->body)["message"].is_string());
+    auto ok = service.post_event(R"({"userId":"u","eventType":"LOGIN"})",
+                                 "application/json; charset=utf-8");
+    REQUIRE(ok);
+    CHECK(ok->status == 201);
+  }
+  SECTION("no Content-Type at all is accepted") {
+    // curl with an empty -H 'Content-Type:' sends no such header at all.
+    auto r = run_command("curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type:' "
+                         "--data-binary '{\"userId\":\"u\",\"eventType\":\"LOGIN\"}' "
+                         "http://127.0.0.1:" + std::to_string(service.port()) + "/events/generate");
+    CHECK(r.output == "201");
+  }
+  SECTION("an unknown path is 404") {
+    auto r = c.Get("/nope");
+    REQUIRE(r);
+    CHECK(r->status == 404);
+    CHECK(json::parse(r->body)["message"].is_string());
+  }
+  SECTION("a known path with the wrong method is 405") {
+    auto r = c.Get("/events/generate");
+    REQUIRE(r);
+    CHECK(r->status == 405);
+    CHECK(r->get_header_value("Allow") == "POST");
+    CHECK(json::parse(r->body)["message"].is_string());
+    auto d = c.Delete("/events/processed");
+    REQUIRE(d);
+    CHECK(d->status == 405);
+  }
+  SECTION("health") {
+    auto r = c.Get("/health");
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(json::parse(r->body) == json{{"status", "ok"}});
+  }
+}
+
+TEST_CASE("SIGTERM shuts down cleanly with exit status 0") {
+  service_process service;
+  auto r = service.post_event(R"({"userId":"u","eventType":"LOGIN"})");
+  REQUIRE(r);
+  REQUIRE(r->status == 201);
+  auto started = std::chrono::steady_clock::now();
+  CHECK(service.stop(SIGTERM, 15s) == 0);
+  CHECK(std::chrono::steady_clock::now() - started < 10s);
+  CHECK(service.wait_for_line("Shutdown complete", 1s));
+}
+
+TEST_CASE("command line and configuration errors") {
+  auto help = run_command(std::string{UAS_BINARY} + " --help");
+  CHECK(help.status == 0);
+  CHECK_THAT(help.output, Catch::Contains("KAFKA_PRODUCER_RETRY_BACKOFF_MS")
+                            && Catch::Contains("HTTP_THREADS"));
+  auto version = run_command(std::string{UAS_BINARY} + " --version");
+  CHECK(version.status == 0);
+  CHECK_THAT(version.output, Catch::StartsWith("user-activity-service "));
+  auto bad = run_command("PORT=http " + std::string{UAS_BINARY});
+  CHECK(bad.status == 2);
+  CHECK_THAT(bad.output, Catch::Contains("PORT"));
+  auto unknown = run_command(std::string{UAS_BINARY} + " --frobnicate");
+  CHECK(unknown.status == 2);
+}
+
+TEST_CASE("unreachable brokers at start exit 1 naming them, within the connection timeout") {
+  auto started = std::chrono::steady_clock::now();
+  service_process service{{{"KAFKA_BROKERS", "127.0.0.1:1"}, {"KAFKA_CONNECTION_TIMEOUT_MS", "2000"}},
+                          false};
+  CHECK(service.wait_exit(10s) == 1);
+  CHECK(std::chrono::steady_clock::now() - started < 5s);
+  auto line = service.wait_for_line("Cannot reach Kafka brokers", 1s);
+  REQUIRE(line);
+  CHECK_THAT(*line, Catch::Contains("127.0.0.1:1"));
+}

@@ -1,0 +1,203 @@
+#include "service_process.hpp"
+
+#include <array>
+#include <csignal>
+#include <cstdio>
+#include <stdexcept>
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace uas::testing {
+
+namespace {
+
+// A field of a log line, text (`name=value, ...`) or JSON ({"name": value}).
+std::string field(const std::string& line, const std::string& name) {
+  if (auto brace = line.find('{'); brace == 0) {
+    auto obj = nlohmann::json::parse(line, nullptr, false);
+    if (!obj.is_object() || !obj.contains(name))
+      return {};
+    return obj[name].is_string() ? obj[name].get<std::string>() : obj[name].dump();
+  }
+  auto pos = line.find(name + "=");
+  if (pos == std::string::npos)
+    return {};
+  pos += name.size() + 1;
+  auto end = line.find(", ", pos);
+  return line.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+}
+
+} // namespace
+
+service_process::service_process(std::map<std::string, std::string> env, bool wait_ready) {
+  env.emplace("PORT", "0");
+  env.emplace("KAFKA_BROKERS", "embedded");
+  env.emplace("HTTP_THREADS", "16");
+  int pipe_fds[2];
+  if (pipe(pipe_fds) != 0)
+    throw std::runtime_error{"pipe failed"};
+  pid_ = fork();
+  if (pid_ == 0) {
+    dup2(pipe_fds[1], 1);
+    dup2(pipe_fds[1], 2);
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+    for (auto& [key, value] : env)
+      setenv(key.c_str(), value.c_str(), 1);
+    // A .env in the test's working directory must not leak in.
+    chdir("/");
+    execl(UAS_BINARY, UAS_BINARY, static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(pipe_fds[1]);
+  out_fd_ = pipe_fds[0];
+  reader_ = std::thread{[this] {
+    std::string pending;
+    std::array<char, 4096> buf;
+    ssize_t n;
+    while ((n = read(out_fd_, buf.data(), buf.size())) > 0) {
+      pending.append(buf.data(), static_cast<size_t>(n));
+      size_t nl;
+      while ((nl = pending.find('\n')) != std::string::npos) {
+        std::lock_guard<std::mutex> guard{mutex_};
+        lines_.push_back(pending.substr(0, nl));
+        pending.erase(0, nl + 1);
+      }
+    }
+    if (!pending.empty()) {
+      std::lock_guard<std::mutex> guard{mutex_};
+      lines_.push_back(pending);
+    }
+  }};
+  if (!wait_ready)
+    return;
+  auto listening = wait_for_line("HTTP server listening", 20s);
+  if (!listening) {
+    std::string log;
+    for (auto& l : lines())
+      log += l + "\n";
+    throw std::runtime_error{"service did not start:\n" + log};
+  }
+  port_ = std::stoi(field(*listening, "port"));
+  if (auto started = wait_for_line("Embedded Kafka broker started", 1s))
+    broker_ = field(*started, "address");
+}
+
+service_process::~service_process() {
+  if (running()) {
+    kill(pid_, SIGKILL);
+    wait_exit(5s);
+  }
+  if (reader_.joinable())
+    reader_.join();
+  close(out_fd_);
+}
+
+httplib::Client service_process::client() const {
+  httplib::Client c{"127.0.0.1", port_};
+  c.set_read_timeout(60, 0);
+  return c;
+}
+
+httplib::Result service_process::post_event(const std::string& body,
+                                            const std::string& content_type) const {
+  return client().Post("/events/generate", body, content_type.c_str());
+}
+
+nlohmann::json service_process::processed() const {
+  auto res = client().Get("/events/processed");
+  if (!res || res->status != 200)
+    throw std::runtime_error{"GET /events/processed failed"};
+  return nlohmann::json::parse(res->body);
+}
+
+nlohmann::json
+service_process::wait_processed(const std::function<bool(const nlohmann::json&)>& done,
+                                std::chrono::milliseconds timeout) const {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto events = processed();
+  while (!done(events) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+    events = processed();
+  }
+  return events;
+}
+
+std::vector<std::string> service_process::lines() const {
+  std::lock_guard<std::mutex> guard{mutex_};
+  return lines_;
+}
+
+std::optional<std::string> service_process::wait_for_line(const std::string& text,
+                                                          std::chrono::milliseconds timeout) const {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  do {
+    for (auto& line : lines())
+      if (line.find(text) != std::string::npos)
+        return line;
+    std::this_thread::sleep_for(20ms);
+  } while (std::chrono::steady_clock::now() < deadline);
+  return std::nullopt;
+}
+
+size_t service_process::count_lines(const std::string& text) const {
+  size_t n = 0;
+  for (auto& line : lines())
+    n += line.find(text) != std::string::npos;
+  return n;
+}
+
+bool service_process::running() {
+  return wait_exit(0ms) == -1;
+}
+
+int service_process::wait_exit(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (status_ == -1) {
+    int raw = 0;
+    auto r = waitpid(pid_, &raw, WNOHANG);
+    if (r == pid_) {
+      status_ = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
+      break;
+    }
+    if (std::chrono::steady_clock::now() >= deadline)
+      return -1;
+    std::this_thread::sleep_for(10ms);
+  }
+  return status_;
+}
+
+int service_process::stop(int signal, std::chrono::milliseconds timeout) {
+  if (status_ == -1)
+    kill(pid_, signal);
+  return wait_exit(timeout);
+}
+
+command_result run_command(const std::string& command) {
+  command_result result{-1, {}};
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (!pipe)
+    return result;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0)
+    result.output.append(buf.data(), n);
+  int raw = pclose(pipe);
+  result.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  return result;
+}
+
+std::string event_text(const std::string& id, const std::string& user, const std::string& type) {
+  return nlohmann::json{{"eventId", id},
+                        {"userId", user},
+                        {"eventType", type},
+                        {"timestamp", "2026-11-24T01:52:00.047Z"},
+                        {"payload", nlohmann::json::object()}}
+    .dump();
+}
+
+} // namespace uas::testing

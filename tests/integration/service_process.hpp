@@ -1,0 +1,80 @@
+// Runs the built user-activity-service as a child process for integration tests: its own
+// embedded broker, a free HTTP port, its log lines captured, and a real HTTP client to talk to it.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+namespace uas::testing {
+
+using namespace std::chrono_literals;
+
+class service_process {
+public:
+  // Starts the service with `env` on top of a test default (PORT=0, embedded broker) and waits
+  // until it listens, unless `wait_ready` is false (for runs that are meant to fail).
+  explicit service_process(std::map<std::string, std::string> env = {}, bool wait_ready = true);
+  ~service_process();
+
+  // The port the HTTP server bound and the embedded broker's address, from the start-up log.
+  int port() const { return port_; }
+  const std::string& broker() const { return broker_; }
+
+  httplib::Client client() const;
+
+  // POSTs a body to /events/generate.
+  httplib::Result post_event(const std::string& body,
+                             const std::string& content_type = "application/json") const;
+
+  // GET /events/processed, parsed.
+  nlohmann::json processed() const;
+
+  // Polls GET /events/processed until `done` holds for it, or `timeout` passes.
+  nlohmann::json wait_processed(const std::function<bool(const nlohmann::json&)>& done,
+                                std::chrono::milliseconds timeout = 20s) const;
+
+  // Every log line so far.
+  std::vector<std::string> lines() const;
+  // Waits for a log line containing `text`; the line, or nothing after `timeout`.
+  std::optional<std::string> wait_for_line(const std::string& text,
+                                           std::chrono::milliseconds timeout = 15s) const;
+  size_t count_lines(const std::string& text) const;
+
+  // Sends a signal; returns the exit status once the process ends, or -1 after `timeout`.
+  int stop(int signal = 15, std::chrono::milliseconds timeout = 15s);
+  // The exit status once the process ends by itself, or -1 after `timeout`.
+  int wait_exit(std::chrono::milliseconds timeout);
+  bool running();
+
+private:
+  pid_t pid_ = -1;
+  int status_ = -1;
+  int port_ = 0;
+  std::string broker_;
+  int out_fd_ = -1;
+  mutable std::mutex mutex_;
+  std::vector<std::string> lines_;
+  std::thread reader_;
+};
+
+// Runs a shell command; its exit status and everything it printed.
+struct command_result {
+  int status;
+  std::string output;
+};
+command_result run_command(const std::string& command);
+
+// The event's JSON text as the service puts it on the topic.
+std::string event_text(const std::string& id, const std::string& user, const std::string& type);
+
+} // namespace uas::testing

@@ -15,22 +15,12 @@ void on_delivery_report(rd_kafka_t*, const rd_kafka_message_t* msg, void*) {
     (*handler)(msg->err ? rd_kafka_err2str(msg->err) : std::string{});
 }
 
-void on_client_error(rd_kafka_t* client, int err, const char* reason, void*) {
-  char fatal_reason[512];
-  if (err == RD_KAFKA_RESP_ERR__FATAL
-      && rd_kafka_fatal_error(client, fatal_reason, sizeof fatal_reason))
-    log::error("Kafka producer fatal error", {{"error", fatal_reason}});
-  else
-    log::debug("Kafka producer error", {{"error", reason}});
-}
-
 } // namespace
 
 rdkafka_producer::rdkafka_producer(const config& cfg, const std::string& bootstrap)
   : topic_{cfg.topic} {
   rd_kafka_conf_t* conf = make_conf(producer_settings(cfg, bootstrap));
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery_report);
-  rd_kafka_conf_set_error_cb(conf, on_client_error);
   client_ = make_client(RD_KAFKA_PRODUCER, conf);
   poller_ = std::thread{[this] {
     while (polling_.load(std::memory_order_relaxed))

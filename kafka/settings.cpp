@@ -11,9 +11,21 @@ namespace {
 
 // librdkafka logs through this rather than straight to stderr, so its lines share our format.
 void forward_log(const rd_kafka_t*, int level, const char* facility, const char* message) {
-  // syslog levels: 0-3 errors, 4 warnings, the rest is chatter.
-  auto lvl = level <= 3 ? log::level::error : level == 4 ? log::level::warn : log::level::debug;
+  // syslog levels. librdkafka reports a refused connection at 3, which during an outage repeats
+  // every reconnect: a warning, not an error of ours.
+  auto lvl = level <= 2 ? log::level::error : level <= 4 ? log::level::warn : log::level::debug;
   log::write(lvl, "Kafka client", {{"facility", facility}, {"detail", message}});
+}
+
+// Errors librdkafka recovers from by itself are already in its log; only a fatal one (the
+// idempotent producer can no longer guarantee order) needs saying.
+void on_client_error(rd_kafka_t* client, int err, const char* reason, void*) {
+  char fatal_reason[512];
+  if (err == RD_KAFKA_RESP_ERR__FATAL
+      && rd_kafka_fatal_error(client, fatal_reason, sizeof fatal_reason))
+    log::error("Kafka client fatal error", {{"error", fatal_reason}});
+  else
+    log::debug("Kafka client error", {{"error", reason}});
 }
 
 settings common(const config& cfg, const std::string& bootstrap) {
@@ -21,6 +33,9 @@ settings common(const config& cfg, const std::string& bootstrap) {
     {"bootstrap.servers", bootstrap},
     {"client.id", cfg.client_id},
     {"socket.connection.setup.timeout.ms", std::to_string(cfg.connection_timeout.count())},
+    // A broker thread notices timed-out messages when it wakes to reconnect; librdkafka's 10 s
+    // ceiling on reconnect backoff would stretch an outage's publish bound by that much.
+    {"reconnect.backoff.max.ms", "1000"},
   };
 }
 
@@ -72,6 +87,7 @@ rd_kafka_conf_t* make_conf(const settings& values) {
     }
   }
   rd_kafka_conf_set_log_cb(conf, forward_log);
+  rd_kafka_conf_set_error_cb(conf, on_client_error);
   return conf;
 }
 

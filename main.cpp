@@ -13,6 +13,7 @@
 #include "actors/config.hpp"
 #include "actors/consumer_actor.hpp"
 #include "actors/log.hpp"
+#include "actors/metrics.hpp"
 #include "actors/producer_actor.hpp"
 #include "actors/store_actor.hpp"
 #include "http/server.hpp"
@@ -102,7 +103,16 @@ int run(const config& cfg) {
   consumer_client->start(bridge);
   log::info("Consumer subscribed", {{"topic", cfg.topic}, {"group", cfg.consumer_group}});
 
-  http_server server{cfg, sys, producer_handle, store_handle};
+  auto& m = metrics::global();
+  m.kafka_up = [producer_client] { return producer_client->brokers_up(); };
+  http_server server{cfg, sys, producer_handle, store_handle, [=] {
+    std::vector<std::string> reasons;
+    if (!producer_client->brokers_up())
+      reasons.push_back("producer cannot reach the Kafka brokers (" + bootstrap + ")");
+    if (!consumer_client->joined())
+      reasons.push_back("consumer has not joined group " + cfg.consumer_group);
+    return reasons;
+  }};
   int port = 0;
   try {
     port = server.start();
@@ -131,6 +141,7 @@ int run(const config& cfg) {
   int unanswered = server.drain(5s);
   log::info("HTTP requests drained", {{"unanswered", unanswered}});
   server.stop();
+  m.kafka_up = nullptr; // the registry outlives the producer client
   log::info("HTTP server stopped");
   bool flushed = producer_client->flush(2s);
   log::info(flushed ? "Producer flushed" : "Producer flush timed out");

@@ -7,6 +7,7 @@
 #include <caf/scoped_actor.hpp>
 
 #include "actors/log.hpp"
+#include "actors/metrics.hpp"
 
 namespace uas {
 
@@ -62,19 +63,31 @@ std::string describe(const std::vector<validation_error>& errors) {
   return text;
 }
 
+// Unreadable (null, not JSON, not an object) or readable but not a valid event.
+bool is_malformed(const std::vector<validation_error>& errors) {
+  return errors.size() == 1 && errors.front().field == "body";
+}
+
 void process(self_pointer self, const kafka::record& r) {
+  auto& m = metrics::global();
+  m.events_consumed.inc();
   position at{r.topic, r.partition, r.offset};
   self->state.partitions[{r.topic, r.partition}].track(r.offset);
   try {
-    if (!r.has_value)
+    if (!r.has_value) {
+      m.events_malformed.inc();
       return skip(at, "null value"), finish(self, at);
+    }
     auto parsed = parse_event_message(r.value);
-    if (!parsed.ok())
+    if (!parsed.ok()) {
+      (is_malformed(parsed.errors) ? m.events_malformed : m.events_invalid).inc();
       return skip(at, describe(parsed.errors)), finish(self, at);
+    }
     auto& e = parsed.value;
     self->request(self->state.store, caf::infinite, add_if_new_atom::value, e)
       .then(
         [=, e = std::move(e)](bool added) {
+          (added ? metrics::global().events_processed : metrics::global().events_duplicate).inc();
           if (added)
             log::info("Processed event", {{"eventId", e.event_id}, {"userId", e.user_id},
                                           {"eventType", e.event_type}, {"topic", at.topic},

@@ -4,6 +4,7 @@
 #include <caf/sec.hpp>
 
 #include "actors/log.hpp"
+#include "actors/metrics.hpp"
 
 namespace uas {
 
@@ -44,6 +45,7 @@ producer(self_pointer self, std::shared_ptr<kafka::producer_client> client, retr
         return;
       auto& p = it->second;
       if (error.empty()) {
+        metrics::global().events_published.inc();
         p.answer.deliver(ok_atom::value);
         st.in_flight.erase(it);
         return;
@@ -52,6 +54,7 @@ producer(self_pointer self, std::shared_ptr<kafka::producer_client> client, retr
       if (p.attempt >= attempts) {
         log::error("Publish failed after " + std::to_string(attempts) + " attempts",
                    {{"eventId", p.value.event_id}, {"error", error}});
+        metrics::global().events_publish_failed.inc();
         p.answer.deliver(caf::make_error(caf::sec::runtime_error, std::move(error)));
         st.in_flight.erase(it);
         return;
@@ -62,6 +65,7 @@ producer(self_pointer self, std::shared_ptr<kafka::producer_client> client, retr
                    + " failed",
                  {{"eventId", p.value.event_id}, {"error", error}},
                  "; retrying in " + std::to_string(delay.count()) + " ms");
+      metrics::global().producer_retries.inc();
       self->delayed_send(self, delay, retry_atom::value, id);
     },
     [=](retry_atom, uint64_t id) {

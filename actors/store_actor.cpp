@@ -1,5 +1,7 @@
 #include "actors/store_actor.hpp"
 
+#include "actors/metrics.hpp"
+
 namespace uas {
 
 store_actor::behavior_type store(store_actor::stateful_pointer<store_state> self) {
@@ -10,6 +12,7 @@ store_actor::behavior_type store(store_actor::stateful_pointer<store_state> self
         return false;
       st.events.push_back(std::move(e));
       st.ids.insert(st.events.back().event_id);
+      metrics::global().store_events.set(static_cast<int64_t>(st.events.size()));
       return true;
     },
     [=](get_all_atom) {
@@ -21,6 +24,7 @@ store_actor::behavior_type store(store_actor::stateful_pointer<store_state> self
     [=](clear_atom) {
       self->state.ids.clear();
       self->state.events.clear();
+      metrics::global().store_events.set(0);
       return ok_atom::value;
     },
   };

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/log.hpp"
+#include "actors/metrics.hpp"
 #include "http/http_actor.hpp"
 
 namespace uas {
@@ -25,7 +26,19 @@ const std::map<std::string, std::string> allowed_methods = {
   {"/events/generate", "POST"},
   {"/events/processed", "GET, HEAD"},
   {"/health", "GET, HEAD"},
+  {"/health/ready", "GET, HEAD"},
+  {"/metrics", "GET, HEAD"},
 };
+
+// The route label of a request in metrics: its path if it is one of ours, so that stray paths
+// cannot grow the number of series.
+std::string route_of(const httplib::Request& req) {
+  return allowed_methods.count(req.path) ? req.path : "unmatched";
+}
+
+// When this worker thread began the request it is answering (httplib keeps a request on one
+// thread from routing to logging).
+thread_local std::chrono::steady_clock::time_point request_started;
 
 void reply(httplib::Response& res, int status, const json& body) {
   res.status = status;
@@ -63,13 +76,18 @@ struct http_server::impl {
   config cfg;
   caf::actor_system& sys;
   http_actor relay;
+  readiness_check readiness;
   httplib::Server server;
   std::thread listener;
   std::atomic<bool> draining{false};
   std::atomic<int> in_flight{0};
 
-  impl(const config& c, caf::actor_system& s, producer_actor producer, store_actor store)
-    : cfg{c}, sys{s}, relay{s.spawn(http, std::move(producer), std::move(store))} {
+  impl(const config& c, caf::actor_system& s, producer_actor producer, store_actor store,
+       readiness_check ready)
+    : cfg{c},
+      sys{s},
+      relay{s.spawn(http, std::move(producer), std::move(store))},
+      readiness{std::move(ready)} {
     configure();
     routes();
   }
@@ -106,6 +124,17 @@ struct http_server::impl {
       }
       if (res.body.empty())
         reply_message(res, res.status, default_message(res.status));
+    });
+    server.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+      request_started = std::chrono::steady_clock::now();
+      return httplib::Server::HandlerResponse::Unhandled;
+    });
+    // Runs once per answered request, whatever answered it: routes, errors, 413s alike.
+    server.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+      auto route = route_of(req);
+      auto& m = metrics::global();
+      m.http_requests.inc(req.method, route, res.status);
+      m.http_request_duration.observe(route, std::chrono::steady_clock::now() - request_started);
     });
     server.set_exception_handler([](const httplib::Request& req, httplib::Response& res,
                                     std::exception_ptr ep) {
@@ -163,12 +192,26 @@ struct http_server::impl {
     server.Get("/health", [](const httplib::Request&, httplib::Response& res) {
       reply(res, 200, {{"status", "ok"}});
     });
+    // Readiness: whether to send traffic here; false while shutting down or cut off from Kafka.
+    server.Get("/health/ready", [this](const httplib::Request&, httplib::Response& res) {
+      auto reasons = readiness();
+      if (draining.load())
+        reasons.insert(reasons.begin(), "shutting down");
+      if (reasons.empty())
+        return reply(res, 200, {{"status", "ready"}});
+      reply(res, 503, {{"status", "not ready"}, {"reasons", reasons}});
+    });
+    // Scrapes go on during shutdown too: the last figures are the interesting ones.
+    server.Get("/metrics", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(metrics::global().render(), "text/plain; version=0.0.4; charset=utf-8");
+    });
   }
 };
 
 http_server::http_server(const config& cfg, caf::actor_system& sys, producer_actor producer,
-                         store_actor store)
-  : impl_{std::make_unique<impl>(cfg, sys, std::move(producer), std::move(store))} {
+                         store_actor store, readiness_check readiness)
+  : impl_{std::make_unique<impl>(cfg, sys, std::move(producer), std::move(store),
+                                 std::move(readiness))} {
 }
 
 http_server::~http_server() {

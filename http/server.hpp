@@ -3,7 +3,10 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include <caf/actor_system.hpp>
 
@@ -12,10 +15,13 @@
 
 namespace uas {
 
+// Why the service is not ready to take traffic; empty when it is.
+using readiness_check = std::function<std::vector<std::string>()>;
+
 class http_server {
 public:
   http_server(const config& cfg, caf::actor_system& sys, producer_actor producer,
-              store_actor store);
+              store_actor store, readiness_check readiness);
   ~http_server();
 
   // Binds the configured port (PORT=0: any free one) and serves on a thread of its own; returns

@@ -47,6 +47,10 @@ rdkafka_consumer::rdkafka_consumer(const config& cfg, const std::string& bootstr
   rd_kafka_conf_set_opaque(conf, this);
   rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
   rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
+  rd_kafka_conf_set_stats_cb(conf, [](rd_kafka_t*, char* json, size_t len, void* opaque) {
+    static_cast<rdkafka_consumer*>(opaque)->joined_ = parse_statistics(json, len).group_joined;
+    return 0; // librdkafka frees the JSON
+  });
   client_ = make_client(RD_KAFKA_CONSUMER, conf);
   rd_kafka_poll_set_consumer(client_);
 }
@@ -127,7 +131,6 @@ void rdkafka_consumer::on_rebalance(rd_kafka_t* client, rd_kafka_resp_err_t err,
       check(rd_kafka_incremental_assign(client, partitions));
     else
       rd_kafka_assign(client, partitions);
-    self->assigned_partitions_ += partitions->cnt;
     return;
   }
   log::info("Partitions revoked", {{"topic", self->topic_}, {"count", partitions->cnt}});
@@ -142,7 +145,6 @@ void rdkafka_consumer::on_rebalance(rd_kafka_t* client, rd_kafka_resp_err_t err,
     check(rd_kafka_incremental_unassign(client, partitions));
   else
     rd_kafka_assign(client, nullptr);
-  self->assigned_partitions_ -= partitions->cnt;
 }
 
 } // namespace uas::kafka

@@ -25,8 +25,9 @@ public:
 
   void commit(const std::vector<partition_offset>& offsets) override;
 
-  // Whether the consumer currently holds partitions: it has joined its group.
-  bool assigned() const { return assigned_partitions_.load() > 0; }
+  // Whether the consumer has joined its group and the group is steady, as of librdkafka's last
+  // statistics (at most 1 s old).
+  bool joined() const { return joined_.load(); }
 
 private:
   static void on_rebalance(rd_kafka_t* client, rd_kafka_resp_err_t err,
@@ -37,7 +38,7 @@ private:
   std::string topic_;
   consumer_listener* listener_ = nullptr;
   std::atomic<bool> polling_{false};
-  std::atomic<int> assigned_partitions_{0};
+  std::atomic<bool> joined_{false};
   std::thread poller_;
 };
 

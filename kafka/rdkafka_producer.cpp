@@ -15,12 +15,19 @@ void on_delivery_report(rd_kafka_t*, const rd_kafka_message_t* msg, void*) {
     (*handler)(msg->err ? rd_kafka_err2str(msg->err) : std::string{});
 }
 
+int on_statistics(rd_kafka_t*, char* json, size_t len, void* opaque) {
+  static_cast<std::atomic<bool>*>(opaque)->store(parse_statistics(json, len).broker_up);
+  return 0; // librdkafka frees the JSON
+}
+
 } // namespace
 
 rdkafka_producer::rdkafka_producer(const config& cfg, const std::string& bootstrap)
   : topic_{cfg.topic} {
   rd_kafka_conf_t* conf = make_conf(producer_settings(cfg, bootstrap));
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery_report);
+  rd_kafka_conf_set_stats_cb(conf, on_statistics);
+  rd_kafka_conf_set_opaque(conf, &brokers_up_);
   client_ = make_client(RD_KAFKA_PRODUCER, conf);
   poller_ = std::thread{[this] {
     while (polling_.load(std::memory_order_relaxed))

@@ -21,10 +21,14 @@ public:
                delivery_handler on_delivery) override;
   bool flush(std::chrono::milliseconds timeout) override;
 
+  // Whether a broker connection is up, as of librdkafka's last statistics (at most 1 s old).
+  bool brokers_up() const { return brokers_up_.load(); }
+
 private:
   rd_kafka_t* client_;
   std::string topic_;
   std::atomic<bool> polling_{true};
+  std::atomic<bool> brokers_up_{false};
   std::thread poller_; // serves delivery reports, so no actor ever waits on librdkafka
 };
 

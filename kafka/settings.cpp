@@ -3,6 +3,8 @@
 
 #include <stdexcept>
 
+#include <nlohmann/json.hpp>
+
 #include "actors/log.hpp"
 
 namespace uas::kafka {
@@ -36,6 +38,8 @@ settings common(const config& cfg, const std::string& bootstrap) {
     // A broker thread notices timed-out messages when it wakes to reconnect; librdkafka's 10 s
     // ceiling on reconnect backoff would stretch an outage's publish bound by that much.
     {"reconnect.backoff.max.ms", "1000"},
+    // Readiness and kafka_up come from these statistics: broker and group states, every second.
+    {"statistics.interval.ms", "1000"},
   };
 }
 
@@ -101,10 +105,26 @@ rd_kafka_t* make_client(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
   return client;
 }
 
+client_health parse_statistics(const char* json, size_t len) {
+  client_health health;
+  auto stats = nlohmann::json::parse(json, json + len, nullptr, false);
+  if (!stats.is_object())
+    return health;
+  if (auto brokers = stats.find("brokers"); brokers != stats.end() && brokers->is_object())
+    for (auto& b : *brokers)
+      if (b.value("state", "") == "UP" && b.value("nodeid", -1) >= 0)
+        health.broker_up = true;
+  if (auto group = stats.find("cgrp"); group != stats.end() && group->is_object())
+    health.group_joined = group->value("state", "") == "up"
+                          && group->value("join_state", "") == "steady";
+  return health;
+}
+
 std::string probe_brokers(const config& cfg, const std::string& bootstrap) {
   auto values = common(cfg, bootstrap);
   // The probe's own connection failures are the answer, not something to log.
   values.push_back({"log_level", "0"});
+  values.push_back({"statistics.interval.ms", "0"});
   rd_kafka_t* client = make_client(RD_KAFKA_PRODUCER, make_conf(values));
   const struct rd_kafka_metadata* metadata = nullptr;
   auto err = rd_kafka_metadata(client, 0, nullptr, &metadata,

@@ -22,6 +22,13 @@ rd_kafka_conf_t* make_conf(const settings& values);
 // Creates a client from `conf` (taking ownership of it); throws with librdkafka's reason.
 rd_kafka_t* make_client(rd_kafka_type_t type, rd_kafka_conf_t* conf);
 
+// librdkafka's periodic statistics (JSON), as readiness reads them.
+struct client_health {
+  bool broker_up = false;    // some broker connection is up
+  bool group_joined = false; // the consumer group is up and steady
+};
+client_health parse_statistics(const char* json, size_t len);
+
 // Asks the brokers for metadata; an empty string when they answered within `timeout_ms`,
 // else the reason.
 std::string probe_brokers(const config& cfg, const std::string& bootstrap);

@@ -6,26 +6,12 @@
 #include <atomic>
 #include <future>
 
-#include "kafka/embedded_broker.hpp"
 #include "service_process.hpp"
 
 using namespace uas::testing;
 using json = nlohmann::json;
 
 namespace {
-
-const std::string topic = "user-activity-events";
-
-struct external_broker {
-  uas::kafka::embedded_broker broker{topic, 3};
-
-  service_process start(std::map<std::string, std::string> env = {}) {
-    env["KAFKA_BROKERS"] = broker.address();
-    return service_process{env};
-  }
-  void down() { rd_kafka_mock_broker_set_down(broker.cluster(), 1); }
-  void up() { rd_kafka_mock_broker_set_up(broker.cluster(), 1); }
-};
 
 const std::string login = R"({"userId":"u1","eventType":"LOGIN"})";
 
@@ -40,11 +26,9 @@ TEST_CASE("the service runs against an external broker, where kcat sees its even
   REQUIRE(r);
   REQUIRE(r->status == 201);
   auto id = json::parse(r->body)["eventId"];
-  auto read = run_command("kcat -b " + kafka.broker.address() + " -C -t " + topic
-                          + " -o beginning -c 1 -e -q -f '%k\\t%s\\n'");
-  REQUIRE(read.status == 0);
-  CHECK(read.output.substr(0, 3) == "u1\t");
-  CHECK(json::parse(read.output.substr(3))["eventId"] == id);
+  auto read = kafka.read_topic();
+  CHECK(read.substr(0, 3) == "u1\t");
+  CHECK(json::parse(read.substr(3))["eventId"] == id);
   auto events = service.wait_processed([](const json& all) { return !all.empty(); });
   REQUIRE(events.size() == 1);
   CHECK(events[0]["eventId"] == id);

@@ -177,6 +177,12 @@ int service_process::stop(int signal, std::chrono::milliseconds timeout) {
   return wait_exit(timeout);
 }
 
+std::string external_broker::read_topic() const {
+  return run_command("kcat -b " + broker.address() + " -C -t " + topic
+                     + " -o beginning -e -q -f '%k\\t%s\\n'")
+    .output;
+}
+
 command_result run_command(const std::string& command) {
   command_result result{-1, {}};
   FILE* pipe = popen((command + " 2>&1").c_str(), "r");

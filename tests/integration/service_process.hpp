@@ -15,6 +15,8 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "kafka/embedded_broker.hpp"
+
 namespace uas::testing {
 
 using namespace std::chrono_literals;
@@ -65,6 +67,24 @@ private:
   mutable std::mutex mutex_;
   std::vector<std::string> lines_;
   std::thread reader_;
+};
+
+// A Kafka-protocol broker owned by the test (the same mock cluster the service embeds), for
+// services pointed at it as at any external broker: it outlives them, and the test can inject
+// faults into it.
+struct external_broker {
+  static inline const std::string topic = "user-activity-events";
+  kafka::embedded_broker broker{topic, 3};
+
+  // A service using this broker.
+  service_process start(std::map<std::string, std::string> env = {}, bool wait_ready = true) {
+    env["KAFKA_BROKERS"] = broker.address();
+    return service_process{env, wait_ready};
+  }
+  void down() { rd_kafka_mock_broker_set_down(broker.cluster(), 1); }
+  void up() { rd_kafka_mock_broker_set_up(broker.cluster(), 1); }
+  // kcat reading the whole topic as it is now: one `key<TAB>value` line per message.
+  std::string read_topic() const;
 };
 
 // Runs a shell command; its exit status and everything it printed.

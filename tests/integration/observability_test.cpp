@@ -1,0 +1,154 @@
+// What operators see: /metrics in the Prometheus text format, JSON log lines, and readiness.
+#include <catch2/catch.hpp>
+
+#include <regex>
+
+#include "service_process.hpp"
+
+using namespace uas::testing;
+using json = nlohmann::json;
+
+namespace {
+
+// Parses the Prometheus text format (0.0.4): every sample line by its full series name
+// (`name{labels}`), checking each line's shape on the way.
+std::map<std::string, double> parse_prometheus(const std::string& text) {
+  static const std::regex sample{R"(^([a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})?) (-?[0-9.eE+-]+|\+Inf|NaN)$)"};
+  static const std::regex comment{R"(^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$)"};
+  std::map<std::string, double> samples;
+  std::stringstream lines{text};
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::smatch m;
+    if (line.empty() || std::regex_match(line, comment))
+      continue;
+    REQUIRE(std::regex_match(line, m, sample));
+    samples[m[1]] = std::stod(m[3]);
+  }
+  return samples;
+}
+
+std::map<std::string, double> scrape(const service_process& s) {
+  auto r = s.client().Get("/metrics");
+  REQUIRE(r);
+  REQUIRE(r->status == 200);
+  CHECK_THAT(r->get_header_value("Content-Type"), Catch::StartsWith("text/plain; version=0.0.4"));
+  return parse_prometheus(r->body);
+}
+
+} // namespace
+
+TEST_CASE("/metrics counts what happened") {
+  service_process service;
+  std::string first_id;
+  for (int i = 0; i < 3; ++i) {
+    auto r = service.post_event(R"({"userId":"m","eventType":"LOGIN"})");
+    REQUIRE(r);
+    REQUIRE(r->status == 201);
+    first_id = json::parse(r->body)["eventId"];
+  }
+  REQUIRE(service.post_event(R"({"userId":""})")->status == 400);
+  // A malformed message, an invalid one and a duplicate of a POSTed event, straight to the topic.
+  auto duplicate = event_text(first_id, "m", "LOGIN");
+  auto invalid = event_text("x", "m", "SIGNUP");
+  REQUIRE(run_command("printf '%s\\n%s\\n%s\\n' 'not json' '" + invalid + "' '" + duplicate
+                      + "' | kcat -b " + service.broker() + " -P -t user-activity-events")
+            .status == 0);
+  REQUIRE(service.wait_for_line("Duplicate event ignored"));
+  auto m = scrape(service);
+  CHECK(m["events_published_total"] == 3);
+  CHECK(m["events_publish_failed_total"] == 0);
+  CHECK(m["producer_retries_total"] == 0);
+  CHECK(m["events_consumed_total"] == 6);
+  CHECK(m["events_processed_total"] == 3);
+  CHECK(m["events_duplicate_total"] == 1);
+  CHECK(m["events_malformed_total"] == 1);
+  CHECK(m["events_invalid_total"] == 1);
+  CHECK(m["store_events"] == 3);
+  CHECK(m["kafka_up"] == 1);
+  CHECK(m[R"(http_requests_total{method="POST",route="/events/generate",status="201"})"] == 3);
+  CHECK(m[R"(http_requests_total{method="POST",route="/events/generate",status="400"})"] == 1);
+  CHECK(m[R"(http_request_duration_seconds_count{route="/events/generate"})"] == 4);
+  CHECK(m[R"(http_request_duration_seconds_bucket{route="/events/generate",le="+Inf"})"] == 4);
+  CHECK(m[R"(http_request_duration_seconds_sum{route="/events/generate"})"] > 0);
+  // Stray paths share one series rather than growing new ones.
+  service.client().Get("/no/such/path");
+  service.client().Get("/another");
+  CHECK(scrape(service)[R"(http_requests_total{method="GET",route="unmatched",status="404"})"] == 2);
+}
+
+TEST_CASE("with LOG_FORMAT=json every line is a JSON object and an event can be followed") {
+  service_process service{{{"LOG_FORMAT", "json"}}};
+  auto r = service.post_event(R"({"userId":"jay","eventType":"PRODUCT_VIEW"})");
+  REQUIRE(r);
+  REQUIRE(r->status == 201);
+  auto id = json::parse(r->body)["eventId"].get<std::string>();
+  REQUIRE(service.wait_for_line("\"msg\":\"Processed event\""));
+  REQUIRE(run_command("echo 'garbage' | kcat -b " + service.broker() + " -P -t user-activity-events").status == 0);
+  REQUIRE(service.wait_for_line("\"msg\":\"Skipped message\""));
+  REQUIRE(service.stop(SIGTERM) == 0);
+
+  std::vector<json> about_event;
+  json skipped;
+  for (auto& line : service.lines()) {
+    INFO(line);
+    auto obj = json::parse(line, nullptr, false);
+    REQUIRE(obj.is_object());
+    CHECK(obj["ts"].is_string());
+    CHECK(obj["level"].is_string());
+    CHECK(obj["msg"].is_string());
+    if (obj.value("eventId", "") == id)
+      about_event.push_back(obj);
+    if (obj["msg"] == "Skipped message")
+      skipped = obj;
+  }
+  REQUIRE(about_event.size() == 1);
+  CHECK(about_event[0]["msg"] == "Processed event");
+  CHECK(about_event[0]["userId"] == "jay");
+  CHECK(about_event[0]["eventType"] == "PRODUCT_VIEW");
+  CHECK(about_event[0]["topic"] == "user-activity-events");
+  CHECK(about_event[0]["partition"].is_number_integer());
+  CHECK(about_event[0]["offset"] == 0);
+  CHECK(skipped["partition"].is_number_integer());
+  CHECK(skipped["offset"].is_number_integer());
+  CHECK(skipped["reason"].is_string());
+}
+
+TEST_CASE("readiness turns 503 when the broker is down and 200 when it is back") {
+  external_broker kafka;
+  auto service = kafka.start();
+  auto c = service.client();
+  auto ready = [&] {
+    auto r = c.Get("/health/ready");
+    REQUIRE(r);
+    return *r;
+  };
+  auto wait_status = [&](int status) {
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    auto r = ready();
+    while (r.status != status && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(100ms);
+      r = ready();
+    }
+    return r;
+  };
+  auto r = wait_status(200);
+  REQUIRE(r.status == 200);
+  CHECK(json::parse(r.body) == json{{"status", "ready"}});
+
+  kafka.down();
+  r = wait_status(503);
+  REQUIRE(r.status == 503);
+  auto body = json::parse(r.body);
+  CHECK(body["status"] == "not ready");
+  REQUIRE(body["reasons"].is_array());
+  CHECK_THAT(body["reasons"][0].get<std::string>(), Catch::Contains("Kafka brokers"));
+  // Liveness is another matter: the process is fine.
+  CHECK(c.Get("/health")->status == 200);
+  CHECK(scrape(service)["kafka_up"] == 0);
+
+  kafka.up();
+  r = wait_status(200);
+  CHECK(r.status == 200);
+  CHECK(scrape(service)["kafka_up"] == 1);
+}

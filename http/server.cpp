@@ -80,6 +80,7 @@ struct http_server::impl {
   httplib::Server server;
   std::thread listener;
   std::atomic<bool> draining{false};
+  std::atomic<bool> abandoning{false}; // drain's time is up: stop waiting for answers
   std::atomic<int> in_flight{0};
 
   impl(const config& c, caf::actor_system& s, producer_actor producer, store_actor store,
@@ -105,6 +106,16 @@ struct http_server::impl {
         return reply_message(res, 503, "Service is shutting down");
       handler(req, res);
     };
+  }
+
+  // Waits for an actor's answer; false if shutdown gave up on it first (a publish retrying
+  // through a broker outage can take far longer than a shutdown may).
+  template <class T>
+  bool await(std::future<T>& outcome) {
+    while (outcome.wait_for(std::chrono::milliseconds{50}) != std::future_status::ready)
+      if (abandoning.load())
+        return false;
+    return true;
   }
 
   void configure() {
@@ -166,6 +177,8 @@ struct http_server::impl {
       auto slot = std::make_shared<std::promise<std::string>>();
       auto outcome = slot->get_future();
       caf::anon_send(relay, publish_atom::value, std::move(parsed.value), slot);
+      if (!await(outcome))
+        return reply_message(res, 503, "Service is shutting down");
       if (auto error = outcome.get(); !error.empty())
         return reply_message(res, 500, "Failed to publish event");
       reply(res, 201, {{"eventId", id}});
@@ -175,6 +188,8 @@ struct http_server::impl {
       auto slot = std::make_shared<std::promise<std::vector<event>>>();
       auto outcome = slot->get_future();
       caf::anon_send(relay, get_all_atom::value, slot);
+      if (!await(outcome))
+        return reply_message(res, 503, "Service is shutting down");
       auto events = outcome.get();
       std::string body;
       body.reserve(events.size() * 200 + 2);
@@ -235,7 +250,9 @@ int http_server::drain(std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (impl_->in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds{10});
-  return impl_->in_flight.load();
+  int unanswered = impl_->in_flight.load();
+  impl_->abandoning = true; // whatever still waits is answered 503 now
+  return unanswered;
 }
 
 void http_server::stop() {

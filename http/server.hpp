@@ -28,8 +28,8 @@ public:
   // the bound port. Throws if the port cannot be bound.
   int start();
 
-  // From now on new requests are answered 503; waits up to `timeout` for those in flight.
-  // Returns how many were still unanswered.
+  // From now on new requests are answered 503; waits up to `timeout` for those in flight, then
+  // answers those still waiting 503 too. Returns how many that were.
   int drain(std::chrono::milliseconds timeout);
 
   // Closes the listening socket and joins the server's threads.

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdio>
 #include <fstream>
+#include <future>
 #include <optional>
 #include <set>
 
@@ -237,4 +238,23 @@ TEST_CASE("SIGTERM under concurrent POST load loses no acknowledged event") {
   for (auto step : {"Shutdown requested", "HTTP requests drained", "HTTP server stopped",
                     "Producer flushed", "Consumer closed", "Shutdown complete"})
     CHECK(service.count_lines(step) == 1);
+}
+
+TEST_CASE("SIGTERM during a broker outage answers the waiting POST 503 and exits 0 in time") {
+  external_broker kafka;
+  auto service = kafka.start();
+  REQUIRE(service.post_event(R"({"userId":"u","eventType":"LOGIN"})")->status == 201);
+  kafka.down();
+  // With the default 30 s per attempt, this publish would wait far longer than a shutdown may.
+  auto pending = std::async(std::launch::async, [&] {
+    return service.post_event(R"({"userId":"u","eventType":"LOGOUT"})");
+  });
+  std::this_thread::sleep_for(500ms);
+  auto signalled = std::chrono::steady_clock::now();
+  CHECK(service.stop(SIGTERM, 15s) == 0);
+  CHECK(std::chrono::steady_clock::now() - signalled < 10s);
+  auto r = pending.get();
+  REQUIRE(r);
+  CHECK(r->status == 503);
+  CHECK(service.count_lines("HTTP requests drained: unanswered=1") == 1);
 }

@@ -25,16 +25,25 @@ if [ "${1:-build}" = test ] && ! { command -v node && command -v npm; } >/dev/nu
   wanted+=(nodejs npm)
 fi
 
+install_kafkajs() {
+  # kafkajs, pinned by the lock file, for the integration test that drives the service with it.
+  local dir
+  dir="$(dirname "$0")/../tests/integration/kafkajs"
+  [ -d "$dir/node_modules/kafkajs" ] || npm ci --prefix "$dir" --no-audit --no-fund --silent
+}
+
 missing=()
 for pkg in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "Installing: ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-echo "Installing: ${missing[*]}"
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo=sudo
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ "${1:-build}" = test ]; then
+  install_kafkajs
+fi

@@ -62,6 +62,12 @@ std::string parse_word(const std::string& name, const std::string& value) {
   return value;
 }
 
+bool is_port(const std::string& text) {
+  return !text.empty() && text.size() <= 5
+         && text.find_first_not_of("0123456789") == std::string::npos
+         && std::stoi(text) >= 1 && std::stoi(text) <= 65535;
+}
+
 std::string parse_brokers(const std::string& name, const std::string& value) {
   if (value == "embedded")
     return value;
@@ -70,9 +76,8 @@ std::string parse_brokers(const std::string& name, const std::string& value) {
   int count = 0;
   while (std::getline(list, broker, ',')) {
     auto colon = broker.rfind(':');
-    if (colon == std::string::npos || colon == 0)
+    if (colon == std::string::npos || colon == 0 || !is_port(broker.substr(colon + 1)))
       fail(name, value, "expected `embedded` or host:port[,host:port...]");
-    parse_integer(name, broker.substr(colon + 1), 1, 65535);
     ++count;
   }
   if (count == 0 || value.back() == ',')

@@ -1,0 +1,153 @@
+// Configuration: every default, every variable taken, every bad value refused by name, and the
+// .env file under the real environment.
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+
+#include <unistd.h>
+
+#include "actors/config.hpp"
+
+using namespace uas;
+using vars = std::map<std::string, std::string>;
+
+namespace {
+
+config load(const vars& values) {
+  return load_config([&](const std::string& name) -> std::optional<std::string> {
+    auto it = values.find(name);
+    if (it == values.end())
+      return std::nullopt;
+    return it->second;
+  });
+}
+
+// The message a bad value is refused with; fails the test if it is taken.
+std::string refusal(const std::string& name, const std::string& value) {
+  try {
+    load({{name, value}});
+  } catch (const config_error& e) {
+    return e.what();
+  }
+  FAIL(name << "=" << value << " was accepted");
+  return {};
+}
+
+} // namespace
+
+TEST_CASE("with nothing set, every default from the table") {
+  auto c = load({});
+  CHECK(c.port == 3000);
+  CHECK(c.app_env == "development");
+  CHECK(c.kafka_brokers == "embedded");
+  CHECK(c.embedded_broker());
+  CHECK(c.embedded_partitions == 3);
+  CHECK(c.client_id == "user-activity-service");
+  CHECK(c.topic == "user-activity-events");
+  CHECK(c.consumer_group == "user-activity-consumer-group");
+  CHECK(c.producer_retries == 3);
+  CHECK(c.retry_backoff == std::chrono::milliseconds{500});
+  CHECK(c.connection_timeout == std::chrono::milliseconds{10000});
+  CHECK(c.request_timeout == std::chrono::milliseconds{30000});
+  CHECK(c.log_level == "info");
+  CHECK(c.format == log_format::text);
+  CHECK(c.http_threads == 64);
+}
+
+TEST_CASE("every variable is taken") {
+  auto c = load({{"PORT", "8080"},
+                 {"APP_ENV", "production"},
+                 {"KAFKA_BROKERS", "kafka-1:9092,kafka-2:9093"},
+                 {"KAFKA_EMBEDDED_PARTITIONS", "12"},
+                 {"KAFKA_CLIENT_ID", "me"},
+                 {"KAFKA_TOPIC", "events"},
+                 {"KAFKA_CONSUMER_GROUP", "group-b"},
+                 {"KAFKA_PRODUCER_RETRIES", "0"},
+                 {"KAFKA_PRODUCER_RETRY_BACKOFF_MS", "250"},
+                 {"KAFKA_CONNECTION_TIMEOUT_MS", "2000"},
+                 {"KAFKA_REQUEST_TIMEOUT_MS", "5000"},
+                 {"LOG_LEVEL", "debug"},
+                 {"LOG_FORMAT", "json"},
+                 {"HTTP_THREADS", "8"}});
+  CHECK(c.port == 8080);
+  CHECK(c.app_env == "production");
+  CHECK(c.kafka_brokers == "kafka-1:9092,kafka-2:9093");
+  CHECK_FALSE(c.embedded_broker());
+  CHECK(c.embedded_partitions == 12);
+  CHECK(c.client_id == "me");
+  CHECK(c.topic == "events");
+  CHECK(c.consumer_group == "group-b");
+  CHECK(c.producer_retries == 0);
+  CHECK(c.retry_backoff == std::chrono::milliseconds{250});
+  CHECK(c.connection_timeout == std::chrono::milliseconds{2000});
+  CHECK(c.request_timeout == std::chrono::milliseconds{5000});
+  CHECK(c.log_level == "debug");
+  CHECK(c.format == log_format::json);
+  CHECK(c.http_threads == 8);
+}
+
+TEST_CASE("a value that does not parse is refused, naming the variable") {
+  std::vector<std::pair<std::string, std::string>> bad = {
+    {"PORT", "abc"}, {"PORT", "70000"}, {"PORT", "-1"}, {"PORT", ""}, {"PORT", "80 80"},
+    {"PORT", "3000x"}, {"KAFKA_EMBEDDED_PARTITIONS", "0"}, {"KAFKA_PRODUCER_RETRIES", "-1"},
+    {"KAFKA_PRODUCER_RETRIES", "x"}, {"KAFKA_PRODUCER_RETRY_BACKOFF_MS", "1.5"},
+    {"KAFKA_CONNECTION_TIMEOUT_MS", "0"}, {"KAFKA_REQUEST_TIMEOUT_MS", "abc"},
+    {"LOG_LEVEL", "verbose"}, {"LOG_FORMAT", "xml"}, {"HTTP_THREADS", "0"},
+    {"KAFKA_BROKERS", "nohostport"}, {"KAFKA_BROKERS", "host:notaport"}, {"KAFKA_BROKERS", "host:1,"},
+    {"KAFKA_BROKERS", ":9092"}, {"KAFKA_BROKERS", ""}, {"KAFKA_TOPIC", "two words"},
+    {"KAFKA_CONSUMER_GROUP", ""}, {"KAFKA_PRODUCER_RETRIES", "99999999999999999999"},
+  };
+  for (auto& [name, value] : bad) {
+    INFO(name << "=" << value);
+    CHECK_THAT(refusal(name, value), Catch::StartsWith(name + "=\"" + value + "\""));
+  }
+}
+
+TEST_CASE(".env lines") {
+  auto values = parse_dotenv(R"(# a comment
+
+PORT=4000
+export APP_ENV=staging
+  KAFKA_TOPIC = spaced   
+LOG_LEVEL="debug"
+KAFKA_CLIENT_ID='single quoted # not a comment'
+APP_NOTE=value # a comment after it
+NOT_A_LINE
+)");
+  CHECK(values == vars{{"PORT", "4000"},
+                       {"APP_ENV", "staging"},
+                       {"KAFKA_TOPIC", "spaced"},
+                       {"LOG_LEVEL", "debug"},
+                       {"KAFKA_CLIENT_ID", "single quoted # not a comment"},
+                       {"APP_NOTE", "value"}});
+}
+
+TEST_CASE("the real environment wins over .env") {
+  char path[] = "/tmp/uas-dotenv-XXXXXX";
+  int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  close(fd);
+  std::ofstream{path} << "UAS_TEST_BOTH=from-file\nUAS_TEST_FILE_ONLY=file\n";
+  setenv("UAS_TEST_BOTH", "from-environment", 1);
+  unsetenv("UAS_TEST_FILE_ONLY");
+  auto lookup = process_environment(path);
+  CHECK(lookup("UAS_TEST_BOTH") == std::optional<std::string>{"from-environment"});
+  CHECK(lookup("UAS_TEST_FILE_ONLY") == std::optional<std::string>{"file"});
+  CHECK(lookup("UAS_TEST_NOWHERE") == std::nullopt);
+  unsetenv("UAS_TEST_BOTH");
+  std::remove(path);
+  // No .env file at all is fine.
+  CHECK(process_environment("/nonexistent/.env")("UAS_TEST_FILE_ONLY") == std::nullopt);
+}
+
+TEST_CASE("--help's table lists every variable with its default") {
+  auto table = config_table();
+  for (auto name : {"PORT", "APP_ENV", "KAFKA_BROKERS", "KAFKA_EMBEDDED_PARTITIONS", "KAFKA_CLIENT_ID",
+                    "KAFKA_TOPIC", "KAFKA_CONSUMER_GROUP", "KAFKA_PRODUCER_RETRIES",
+                    "KAFKA_PRODUCER_RETRY_BACKOFF_MS", "KAFKA_CONNECTION_TIMEOUT_MS",
+                    "KAFKA_REQUEST_TIMEOUT_MS", "LOG_LEVEL", "LOG_FORMAT", "HTTP_THREADS"})
+    CHECK_THAT(table, Catch::Contains(name));
+  CHECK_THAT(table, Catch::Contains("user-activity-consumer-group"));
+}

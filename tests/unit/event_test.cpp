@@ -1,0 +1,184 @@
+// The event rules: request validation (every problem in one answer), message validation, the
+// JSON the service writes, and the formats of eventId and timestamp.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <ctime>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "actors/event.hpp"
+
+using namespace uas;
+using json = nlohmann::json;
+
+namespace {
+
+std::set<std::string> fields_of(const parse_result& r) {
+  std::set<std::string> fields;
+  for (auto& e : r.errors)
+    fields.insert(e.field);
+  return fields;
+}
+
+// The one problem a request has, by field.
+std::string only_problem(const std::string& body) {
+  auto r = parse_event_request(body);
+  INFO(body);
+  REQUIRE(r.errors.size() == 1);
+  return r.errors[0].field;
+}
+
+const std::string valid_message =
+  R"({"eventId":"3b6f1c4e-0000-4000-8000-000000000001","userId":"u","eventType":"LOGIN","timestamp":"2026-11-24T01:52:00.047Z","payload":{"a":1}})";
+
+json patched(const json& patch) {
+  auto e = json::parse(valid_message);
+  for (auto& [k, v] : patch.items())
+    e[k] = v;
+  return e;
+}
+
+} // namespace
+
+TEST_CASE("a valid request becomes an event with a fresh eventId and timestamp") {
+  auto r = parse_event_request(R"({"userId":"alice","eventType":"PRODUCT_VIEW","payload":{"productId":"p-1","n":[1,2]}})");
+  REQUIRE(r.ok());
+  CHECK(r.value.user_id == "alice");
+  CHECK(r.value.event_type == "PRODUCT_VIEW");
+  CHECK(json::parse(r.value.payload) == json{{"productId", "p-1"}, {"n", {1, 2}}});
+  CHECK(is_uuid(r.value.event_id));
+  CHECK(r.value.event_id[14] == '4'); // version 4
+  CHECK(std::string{"89ab"}.find(r.value.event_id[19]) != std::string::npos); // RFC 4122 variant
+  CHECK(is_utc_timestamp(r.value.timestamp));
+  CHECK(r.value.timestamp.size() == 24); // milliseconds
+
+  auto again = parse_event_request(R"({"userId":"alice","eventType":"PRODUCT_VIEW"})");
+  REQUIRE(again.ok());
+  CHECK(again.value.payload == "{}");
+  CHECK(again.value.event_id != r.value.event_id);
+}
+
+TEST_CASE("the timestamp is now, in UTC") {
+  auto r = parse_event_request(R"({"userId":"a","eventType":"LOGIN"})");
+  REQUIRE(r.ok());
+  std::tm tm{};
+  REQUIRE(strptime(r.value.timestamp.c_str(), "%Y-%m-%dT%H:%M:%S", &tm) != nullptr);
+  auto stamped = timegm(&tm);
+  auto now = std::time(nullptr);
+  CHECK(std::abs(now - stamped) <= 2);
+}
+
+TEST_CASE("each validation rule on its own") {
+  CHECK(only_problem(R"({"eventType":"LOGIN"})") == "userId");
+  CHECK(only_problem(R"({"userId":42,"eventType":"LOGIN"})") == "userId");
+  CHECK(only_problem(R"({"userId":"","eventType":"LOGIN"})") == "userId");
+  CHECK(only_problem(R"({"userId":"   ","eventType":"LOGIN"})") == "userId");
+  CHECK(only_problem(R"({"userId":null,"eventType":"LOGIN"})") == "userId");
+  CHECK(only_problem(R"({"userId":"u"})") == "eventType");
+  CHECK(only_problem(R"({"userId":"u","eventType":"SIGNUP"})") == "eventType");
+  CHECK(only_problem(R"({"userId":"u","eventType":"login"})") == "eventType");
+  CHECK(only_problem(R"({"userId":"u","eventType":["LOGIN"]})") == "eventType");
+  CHECK(only_problem(R"({"userId":"u","eventType":"LOGIN","payload":null})") == "payload");
+  CHECK(only_problem(R"({"userId":"u","eventType":"LOGIN","payload":[1]})") == "payload");
+  CHECK(only_problem(R"({"userId":"u","eventType":"LOGIN","payload":"x"})") == "payload");
+  CHECK(only_problem(R"({"userId":"u","eventType":"LOGIN","eventId":"mine"})") == "eventId");
+  CHECK(only_problem(R"({"userId":"u","eventType":"LOGIN","timestamp":"2020-01-01T00:00:00Z"})") == "timestamp");
+}
+
+TEST_CASE("every problem of a request is listed at once") {
+  auto r = parse_event_request(R"({"userId":"","eventType":"NOPE","payload":[],"extra":1,"more":2})");
+  CHECK(fields_of(r) == std::set<std::string>{"userId", "eventType", "payload", "extra", "more"});
+  for (auto& e : r.errors)
+    CHECK_FALSE(e.message.empty());
+  CHECK(fields_of(parse_event_request("{}")) == std::set<std::string>{"userId", "eventType"});
+}
+
+TEST_CASE("a body that is not a JSON object is one problem with the body") {
+  for (std::string body : {"", "not json", "{\"userId\":", "[]", "[{\"userId\":\"u\"}]", "\"text\"",
+                           "42", "null", "true", "{} {}"}) {
+    INFO(body);
+    CHECK(only_problem(body) == "body");
+  }
+}
+
+TEST_CASE("hostile bodies are refused without harm") {
+  CHECK(only_problem(std::string(10000, '[')) == "body");
+  CHECK(only_problem(R"({"userId":"u","eventType":"LOGIN","payload":)" + std::string(100000, '{')) == "body");
+  // Invalid UTF-8 inside a string.
+  CHECK(only_problem("{\"userId\":\"\xff\xfe\",\"eventType\":\"LOGIN\"}") == "body");
+  // Nesting within the limit is fine.
+  std::string nested = R"({"userId":"u","eventType":"LOGIN","payload":)";
+  for (int i = 0; i < 30; ++i)
+    nested += R"({"a":)";
+  nested += "1" + std::string(30, '}') + "}";
+  CHECK(parse_event_request(nested).ok());
+}
+
+TEST_CASE("an event survives the trip to JSON and back") {
+  event e{"3b6f1c4e-0000-4000-8000-000000000001", "us\"er\\\n\t\x01 ü 名前", "LOGOUT",
+          "2026-11-24T01:52:00.047Z", R"({"nested":{"list":[1,"two",null,true],"q":"\"quoted\""},"emoji":"😀"})"};
+  auto text = to_json(e);
+  auto parsed_json = json::parse(text); // the text is valid JSON
+  CHECK(parsed_json["userId"] == e.user_id);
+  CHECK(parsed_json.size() == 5);
+  auto back = parse_event_message(text);
+  REQUIRE(back.ok());
+  CHECK(back.value.event_id == e.event_id);
+  CHECK(back.value.user_id == e.user_id);
+  CHECK(back.value.event_type == e.event_type);
+  CHECK(back.value.timestamp == e.timestamp);
+  CHECK(json::parse(back.value.payload) == json::parse(e.payload));
+}
+
+TEST_CASE("message validation") {
+  CHECK(parse_event_message(valid_message).ok());
+  for (auto field : {"eventId", "userId", "eventType", "timestamp"}) {
+    auto e = json::parse(valid_message);
+    e.erase(field);
+    auto r = parse_event_message(e.dump());
+    INFO(field);
+    CHECK(fields_of(r) == std::set<std::string>{field});
+  }
+  CHECK(fields_of(parse_event_message(patched({{"eventId", ""}}).dump())) == std::set<std::string>{"eventId"});
+  CHECK(fields_of(parse_event_message(patched({{"eventId", 5}}).dump())) == std::set<std::string>{"eventId"});
+  CHECK(fields_of(parse_event_message(patched({{"eventType", "SIGNUP"}}).dump())) == std::set<std::string>{"eventType"});
+  CHECK(fields_of(parse_event_message(patched({{"timestamp", "yesterday"}}).dump())) == std::set<std::string>{"timestamp"});
+  CHECK(fields_of(parse_event_message(patched({{"payload", nullptr}}).dump())) == std::set<std::string>{"payload"});
+  CHECK(fields_of(parse_event_message(patched({{"payload", json::array()}}).dump())) == std::set<std::string>{"payload"});
+  // A missing payload is {}, and fields the service does not know are ignored.
+  auto e = json::parse(valid_message);
+  e.erase("payload");
+  e["source"] = "another-producer";
+  auto r = parse_event_message(e.dump());
+  REQUIRE(r.ok());
+  CHECK(r.value.payload == "{}");
+  CHECK(json::parse(to_json(r.value)).size() == 5);
+}
+
+TEST_CASE("eventIds are distinct version 4 UUIDs") {
+  std::set<std::string> ids;
+  for (int i = 0; i < 1000; ++i) {
+    auto id = make_uuid();
+    CHECK(is_uuid(id));
+    ids.insert(id);
+  }
+  CHECK(ids.size() == 1000);
+  CHECK_FALSE(is_uuid("3B6F1C4E-0000-4000-8000-000000000001")); // we write lower case
+  CHECK_FALSE(is_uuid("3b6f1c4e00004000800000000000000001"));
+  CHECK_FALSE(is_uuid("3b6f1c4e-0000-4000-8000-00000000000g"));
+}
+
+TEST_CASE("timestamps: UTC, milliseconds, Z") {
+  CHECK(is_utc_timestamp(utc_timestamp_now()));
+  CHECK(is_utc_timestamp("2026-11-24T01:52:00.047Z"));
+  CHECK(is_utc_timestamp("2026-11-24T01:52:00Z"));
+  CHECK(is_utc_timestamp("2026-11-24T01:52:00.123456Z"));
+  CHECK_FALSE(is_utc_timestamp("2026-13-24T01:52:00.047Z"));
+  CHECK_FALSE(is_utc_timestamp("2026-11-24T24:52:00.047Z"));
+  CHECK_FALSE(is_utc_timestamp("2026-11-24T01:52:00.047"));
+  CHECK_FALSE(is_utc_timestamp("2026-11-24T01:52:00.047+01:00"));
+  CHECK_FALSE(is_utc_timestamp("2026-11-24 01:52:00.047Z"));
+  CHECK_FALSE(is_utc_timestamp("2026-11-24T01:52:00.Z"));
+}

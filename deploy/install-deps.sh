@@ -5,7 +5,7 @@
 #   runtime  the shared libraries the binary links against (for the container's runtime stage)
 #   test     build + the real Kafka clients the integration tests drive (kcat, python3-kafka,
 #            Node.js for kafkajs), curl, jq and docker-compose (to validate the compose file)
-#   bench    build + wrk
+#   bench    build + wrk, curl and bc for bench/run.sh
 set -euo pipefail
 
 build=(g++ cmake make pkg-config libcaf-dev librdkafka-dev libcpp-httplib-dev nlohmann-json3-dev
@@ -17,7 +17,7 @@ case "${1:-build}" in
   build)   wanted=("${build[@]}") ;;
   runtime) wanted=("${runtime[@]}") ;;
   test)    wanted=("${build[@]}" kcat python3-kafka curl jq docker-compose) ;;
-  bench)   wanted=("${build[@]}" wrk curl kcat) ;;
+  bench)   wanted=("${build[@]}" wrk curl bc) ;;
   *) echo "usage: $0 [build|runtime|test|bench]" >&2; exit 2 ;;
 esac
 # kafkajs runs on Node.js; a machine that already has node and npm keeps its own.

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# The benchmark: builds Release, runs the service against a Kafka-protocol broker in its own
+# process, and prints the figures issue 6 asks for next to their targets. Load goes to 127.0.0.1
+# only; every process started here is stopped on exit. Takes about two minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+deploy/install-deps.sh bench
+cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DUAS_BUILD_BENCH=ON -DBUILD_TESTING=OFF >/dev/null
+cmake --build build-bench -j"$(nproc)" >/dev/null
+
+bin=build-bench
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() { # file text
+  for _ in $(seq 300); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+  echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
+}
+# Starts the service on a free port with extra VAR=value settings; sets $port, $pid, $log.
+start_service() {
+  port=$(free_port)
+  log="$work/service-$port.log"
+  env PORT="$port" KAFKA_BROKERS="$broker" HTTP_THREADS=64 "$@" "$bin/user-activity-service" >"$log" 2>&1 &
+  pid=$!
+  pids+=("$pid")
+  for _ in $(seq 300); do curl -sf "localhost:$port/health" >/dev/null && return 0; sleep 0.1; done
+  echo "the service did not start:" >&2; cat "$log" >&2; return 1
+}
+stop_service() { kill -TERM "$pid"; wait "$pid" || true; }
+metric() { curl -s "localhost:$port/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+rss_kib() { awk '/VmRSS/ { print $2 }' "/proc/$pid/status"; }
+wrk_post() { # port -> rps, p50_ms, p99_ms, not_201 lines
+  wrk -t2 -c32 -d10s --latency -s bench/post.lua "http://127.0.0.1:$1/events/generate" | grep -E '^(rps|p50_ms|p99_ms|not_201) '
+}
+field() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
+
+mkfifo "$work/broker.in"
+# The mock broker keeps about 5 MB per partition: 100,000 events of ~190 bytes need 6.
+"$bin/bench/bench_broker" user-activity-events drain-events:6 <"$work/broker.in" >"$work/broker.out" &
+pids+=($!)
+exec 3>"$work/broker.in" # the broker runs until this closes
+wait_for "$work/broker.out" ":"
+broker=$(head -1 "$work/broker.out")
+echo "broker: $broker"
+
+echo "== POST /events/generate: wrk, 32 connections, 10 s"
+start_service LOG_LEVEL=warn
+curl -s -X POST "localhost:$port/events/generate" -H 'Content-Type: application/json' \
+  -d '{"userId":"warm","eventType":"LOGIN"}' >/dev/null
+wrk_post "$port" | tee "$work/service.txt"
+stop_service
+echo "== the same against the static cpp-httplib ceiling"
+ceiling_port=$(free_port)
+"$bin/bench/bench_ceiling_server" "$ceiling_port" &
+pids+=($!)
+sleep 0.5
+wrk_post "$ceiling_port" | tee "$work/ceiling.txt"
+
+echo "== consumer drain: 100,000 events produced straight to the topic, then consumed by a new group"
+"$bin/bench/bench_produce" "$broker" drain-events 100000
+start_service LOG_LEVEL=warn KAFKA_TOPIC=drain-events KAFKA_CONSUMER_GROUP="drain-$RANDOM"
+rss_before=$(rss_kib)
+# Partitions arrive after the group's join delay; time from then until the store holds all.
+while [ "$(metric store_events)" = "0" ]; do sleep 0.005; done
+t0=$(date +%s.%N)
+while [ "$(metric store_events)" -lt 100000 ]; do sleep 0.005; done
+t1=$(date +%s.%N)
+drain_rate=$(echo "100000 / ($t1 - $t0)" | bc -l)
+sleep 1
+rss_after=$(rss_kib)
+bytes_per_event=$(( (rss_after - rss_before) * 1024 / 100000 ))
+printf 'drain_events_per_s %.0f\nrss_before_kib %s\nrss_after_kib %s\nbytes_per_event %s\n' \
+  "$drain_rate" "$rss_before" "$rss_after" "$bytes_per_event"
+
+echo "== GET /events/processed with 100,000 events stored (5 runs)"
+get_ms=$(for _ in 1 2 3 4 5; do
+  curl -s -o /dev/null -w '%{time_total}\n' "localhost:$port/events/processed"
+done | sort -n | sed -n 3p | awk '{ printf "%.1f", $1 * 1000 }')
+echo "get_processed_median_ms $get_ms"
+stop_service
+
+echo "== end to end at 1,000 POST/s for 10 s: from each 201 to the event being stored"
+start_service LOG_LEVEL=info
+"$bin/bench/bench_e2e" "$port" 1000 10 >"$work/acks.tsv"
+sleep 1
+stop_service
+e2e=$(/usr/bin/python3 - "$work/acks.tsv" "$log" <<'PY'
+import re, sys, datetime
+acked = dict(line.split('\t') for line in open(sys.argv[1]).read().split('\n') if line)
+pattern = re.compile(r'^(\S+) info Processed event: eventId=([0-9a-f-]+)')
+latencies = []
+for line in open(sys.argv[2]):
+    m = pattern.match(line)
+    if m and m.group(2) in acked:
+        stored = datetime.datetime.strptime(m.group(1), '%Y-%m-%dT%H:%M:%S.%fZ').replace(tzinfo=datetime.timezone.utc)
+        # The log has millisecond stamps; the 201 time is microseconds. Storing can precede the
+        # client's receipt of its 201, which counts as 0.
+        latencies.append(max(0.0, stored.timestamp() * 1000 - int(acked[m.group(2)]) / 1000))
+latencies.sort()
+pct = lambda p: latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))]
+print(f"{len(acked)} {len(latencies)} {pct(50):.1f} {pct(99):.1f}")
+PY
+)
+read -r acked stored e2e_p50 e2e_p99 <<<"$e2e"
+echo "acked $acked stored $stored e2e_p50_ms $e2e_p50 e2e_p99_ms $e2e_p99"
+
+rps=$(field rps "$work/service.txt"); ceiling=$(field rps "$work/ceiling.txt")
+ratio=$(echo "$rps / $ceiling" | bc -l)
+echo
+echo "| figure | measured | must | goal |"
+echo "|---|---|---|---|"
+printf '| POST throughput / ceiling | %.0f / %.0f req/s = %.2f | >= 0.5 | >= 0.8 |\n' "$rps" "$ceiling" "$ratio"
+printf '| POST p50 / p99 | %s / %s ms | p99 <= 10 ms | p99 <= 5 ms |\n' "$(field p50_ms "$work/service.txt")" "$(field p99_ms "$work/service.txt")"
+printf '| non-2xx under load | %s | 0 | 0 |\n' "$(field not_201 "$work/service.txt")"
+printf '| drain | %.0f events/s | >= 50k | >= 200k |\n' "$drain_rate"
+printf '| end to end p50 / p99 at 1,000/s | %s / %s ms | p99 <= 200 ms | p99 <= 20 ms |\n' "$e2e_p50" "$e2e_p99"
+printf '| memory per stored event | %s B | <= 1 KiB | <= 400 B |\n' "$bytes_per_event"
+printf '| GET /events/processed at 100k | %s ms | <= 250 ms | <= 100 ms |\n' "$get_ms"

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
@@ -68,44 +69,66 @@ bool is_malformed(const std::vector<validation_error>& errors) {
   return errors.size() == 1 && errors.front().field == "body";
 }
 
-void process(self_pointer self, const kafka::record& r) {
+// The event in a record, or nothing when the record is skipped (and so already done).
+std::optional<event> accept(self_pointer self, const kafka::record& r, const position& at) {
   auto& m = metrics::global();
   m.events_consumed.inc();
-  position at{r.topic, r.partition, r.offset};
   self->state.partitions[{r.topic, r.partition}].track(r.offset);
   try {
     if (!r.has_value) {
       m.events_malformed.inc();
-      return skip(at, "null value"), finish(self, at);
-    }
-    auto parsed = parse_event_message(r.value);
-    if (!parsed.ok()) {
+      skip(at, "null value");
+    } else if (auto parsed = parse_event_message(r.value); !parsed.ok()) {
       (is_malformed(parsed.errors) ? m.events_malformed : m.events_invalid).inc();
-      return skip(at, describe(parsed.errors)), finish(self, at);
+      skip(at, describe(parsed.errors));
+    } else {
+      return std::move(parsed.value);
     }
-    auto& e = parsed.value;
-    self->request(self->state.store, caf::infinite, add_if_new_atom::value, e)
-      .then(
-        [=, e = std::move(e)](bool added) {
-          (added ? metrics::global().events_processed : metrics::global().events_duplicate).inc();
-          if (added)
-            log::info("Processed event", {{"eventId", e.event_id}, {"userId", e.user_id},
-                                          {"eventType", e.event_type}, {"topic", at.topic},
-                                          {"partition", at.partition}, {"offset", at.offset}});
-          else
-            log::info("Duplicate event ignored", {{"eventId", e.event_id}, {"topic", at.topic},
-                                                  {"partition", at.partition},
-                                                  {"offset", at.offset}});
-          finish(self, at);
-        },
-        [=](caf::error& err) {
-          skip(at, "store failed: " + self->system().render(err));
-          finish(self, at);
-        });
   } catch (const std::exception& ex) {
     skip(at, std::string{"processing failed: "} + ex.what());
-    finish(self, at);
   }
+  finish(self, at);
+  return std::nullopt;
+}
+
+void report(const event& e, bool added, const position& at) {
+  (added ? metrics::global().events_processed : metrics::global().events_duplicate).inc();
+  if (added)
+    log::info("Processed event", {{"eventId", e.event_id}, {"userId", e.user_id},
+                                  {"eventType", e.event_type}, {"topic", at.topic},
+                                  {"partition", at.partition}, {"offset", at.offset}});
+  else
+    log::info("Duplicate event ignored", {{"eventId", e.event_id}, {"topic", at.topic},
+                                          {"partition", at.partition}, {"offset", at.offset}});
+}
+
+// Validates a polled batch and hands its valid events to the store in one request.
+void process(self_pointer self, const std::vector<kafka::record>& batch) {
+  std::vector<event> events;
+  std::vector<position> where;
+  for (auto& r : batch) {
+    position at{r.topic, r.partition, r.offset};
+    if (auto e = accept(self, r, at)) {
+      events.push_back(std::move(*e));
+      where.push_back(std::move(at));
+    }
+  }
+  if (events.empty())
+    return;
+  self->request(self->state.store, caf::infinite, add_if_new_atom::value, events)
+    .then(
+      [=, events = std::move(events)](const std::vector<bool>& added) {
+        for (size_t i = 0; i < events.size(); ++i) {
+          report(events[i], i < added.size() && added[i], where[i]);
+          finish(self, where[i]);
+        }
+      },
+      [=](caf::error& err) {
+        for (auto& at : where) {
+          skip(at, "store failed: " + self->system().render(err));
+          finish(self, at);
+        }
+      });
 }
 
 } // namespace
@@ -115,10 +138,7 @@ consumer(self_pointer self, store_actor store, std::shared_ptr<kafka::consumer_c
   self->state.store = std::move(store);
   self->state.client = std::move(client);
   return {
-    [=](records_atom, std::vector<kafka::record>& batch) {
-      for (auto& r : batch)
-        process(self, r);
-    },
+    [=](records_atom, const std::vector<kafka::record>& batch) { process(self, batch); },
     [=](commit_atom) {
       auto& st = self->state;
       st.commit_scheduled = false;

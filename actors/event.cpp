@@ -176,7 +176,9 @@ parse_result parse_event_message(std::string_view text) {
   return result;
 }
 
-void append_json(std::string& out, const event& e) {
+std::string to_json(const event& e) {
+  std::string out;
+  out.reserve(96 + e.event_id.size() + e.user_id.size() + e.timestamp.size() + e.payload.size());
   out += "{\"eventId\":";
   append_escaped(out, e.event_id);
   out += ",\"userId\":";
@@ -188,12 +190,6 @@ void append_json(std::string& out, const event& e) {
   out += ",\"payload\":";
   out += e.payload.empty() ? std::string_view{"{}"} : std::string_view{e.payload};
   out += '}';
-}
-
-std::string to_json(const event& e) {
-  std::string out;
-  out.reserve(128 + e.user_id.size() + e.payload.size());
-  append_json(out, e);
   return out;
 }
 

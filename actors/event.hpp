@@ -52,7 +52,6 @@ parse_result parse_event_message(std::string_view text);
 
 // The event's JSON text: what goes on the topic and what GET /events/processed returns.
 std::string to_json(const event& e);
-void append_json(std::string& out, const event& e);
 
 // A fresh random (version 4) UUID in lower-case canonical form.
 std::string make_uuid();

@@ -25,6 +25,7 @@ namespace uas {
 
 using add_if_new_atom = caf::atom_constant<caf::atom("addifnew")>;
 using get_all_atom = caf::atom_constant<caf::atom("getall")>;
+using get_json_atom = caf::atom_constant<caf::atom("getjson")>;
 using has_atom = caf::atom_constant<caf::atom("has")>;
 using count_atom = caf::atom_constant<caf::atom("count")>;
 using clear_atom = caf::atom_constant<caf::atom("clear")>;
@@ -42,8 +43,12 @@ using ok_atom = caf::ok_atom;
 using store_actor = caf::typed_actor<
   // Stores the event unless one with its eventId is stored; true if it was new.
   caf::replies_to<add_if_new_atom, event>::with<bool>,
+  // The same for each event of a batch, in order: one message for a whole poll.
+  caf::replies_to<add_if_new_atom, std::vector<event>>::with<std::vector<bool>>,
   // Every stored event, in the order it was first stored.
   caf::replies_to<get_all_atom>::with<std::vector<event>>,
+  // The same as the JSON array GET /events/processed answers, built in one pass.
+  caf::replies_to<get_json_atom>::with<std::string>,
   // Whether an event with this eventId is stored.
   caf::replies_to<has_atom, std::string>::with<bool>,
   // How many events are stored.
@@ -89,17 +94,16 @@ using reply_slot = std::shared_ptr<std::promise<T>>;
 
 // A publish's outcome: empty when the broker acknowledged the event, else why not.
 using publish_reply = reply_slot<std::string>;
-using processed_reply = reply_slot<std::vector<event>>;
+using processed_reply = reply_slot<std::string>;
 
 // Turns each HTTP route into a typed request to the actor that owns the answer.
 using http_actor = caf::typed_actor<
   // POST /events/generate, validated and stamped: publish it and report the outcome.
   caf::reacts_to<publish_atom, event, publish_reply>,
-  // GET /events/processed: every stored event.
-  caf::reacts_to<get_all_atom, processed_reply>>;
+  // GET /events/processed: every stored event, as a JSON array.
+  caf::reacts_to<get_json_atom, processed_reply>>;
 
 } // namespace uas
 
 // Promises are local by nature: they never cross a process boundary, so need no serialization.
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(uas::publish_reply)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(uas::processed_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(uas::reply_slot<std::string>) // publish_reply, processed_reply

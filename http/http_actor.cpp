@@ -19,9 +19,9 @@ http_actor::behavior_type http(http_actor::stateful_pointer<http_state> self,
                 reply->set_value(why.empty() ? "publish failed" : why);
               });
     },
-    [=](get_all_atom, const processed_reply& reply) {
-      self->request(self->state.store, caf::infinite, get_all_atom::value)
-        .then([=](std::vector<event>& events) { reply->set_value(std::move(events)); },
+    [=](get_json_atom, const processed_reply& reply) {
+      self->request(self->state.store, caf::infinite, get_json_atom::value)
+        .then([=](std::string& body) { reply->set_value(std::move(body)); },
               [=](caf::error& err) {
                 reply->set_exception(std::make_exception_ptr(
                   std::runtime_error{"store failed: " + self->system().render(err)}));

@@ -185,23 +185,13 @@ struct http_server::impl {
     }));
     server.Get("/events/processed", guarded([this](const httplib::Request&,
                                                    httplib::Response& res) {
-      auto slot = std::make_shared<std::promise<std::vector<event>>>();
+      auto slot = std::make_shared<std::promise<std::string>>();
       auto outcome = slot->get_future();
-      caf::anon_send(relay, get_all_atom::value, slot);
+      caf::anon_send(relay, get_json_atom::value, slot);
       if (!await(outcome))
         return reply_message(res, 503, "Service is shutting down");
-      auto events = outcome.get();
-      std::string body;
-      body.reserve(events.size() * 200 + 2);
-      body += '[';
-      for (size_t i = 0; i < events.size(); ++i) {
-        if (i > 0)
-          body += ',';
-        append_json(body, events[i]);
-      }
-      body += ']';
       res.status = 200;
-      res.set_content(std::move(body), "application/json");
+      res.set_content(outcome.get(), "application/json");
     }));
     // Liveness: answers while the process lives, shutdown included.
     server.Get("/health", [](const httplib::Request&, httplib::Response& res) {

@@ -25,23 +25,30 @@ kafka::record null_record(int32_t partition, int64_t offset) {
   return {topic, partition, offset, false, {}};
 }
 
-// A store whose answers to add_if_new wait until the test releases them, in any order it likes.
+// A store whose answers to a batch's add_if_new wait until the test releases them, in any order
+// it likes.
 using release_atom = caf::atom_constant<caf::atom("release")>;
 using held_store_actor = store_actor::extend<caf::reacts_to<release_atom, uint64_t, bool>>;
 
 struct held_store_state {
-  std::vector<caf::typed_response_promise<bool>> pending;
+  std::vector<std::pair<size_t, caf::typed_response_promise<std::vector<bool>>>> pending;
 };
 
 held_store_actor::behavior_type
 held_store(held_store_actor::stateful_pointer<held_store_state> self) {
   return {
-    [=](add_if_new_atom, event&) {
-      self->state.pending.push_back(self->make_response_promise<bool>());
-      return self->state.pending.back();
+    [=](add_if_new_atom, const event&) { return true; },
+    [=](add_if_new_atom, const std::vector<event>& batch) {
+      self->state.pending.emplace_back(batch.size(),
+                                       self->make_response_promise<std::vector<bool>>());
+      return self->state.pending.back().second;
     },
-    [=](release_atom, uint64_t i, bool added) { self->state.pending.at(i).deliver(added); },
+    [=](release_atom, uint64_t i, bool added) {
+      auto& [size, promise] = self->state.pending.at(i);
+      promise.deliver(std::vector<bool>(size, added));
+    },
     [](get_all_atom) { return std::vector<event>{}; },
+    [](get_json_atom) { return std::string{"[]"}; },
     [](has_atom, const std::string&) { return false; },
     [](count_atom) { return uint64_t{0}; },
     [](clear_atom) { return ok_atom::value; },
@@ -63,7 +70,7 @@ struct consumer_fixture : actor_fixture {
   // Lets the consumer's periodic commit happen.
   void commit_due() { advance(consumer_state::commit_interval); }
 
-  // Lets the held store answer its i-th add_if_new.
+  // Lets the held store answer its i-th batch.
   void release(const held_store_actor& s, uint64_t i, bool added = true) {
     caf::anon_send(s, release_atom::value, i, added);
     run();
@@ -135,8 +142,9 @@ TEST_CASE_METHOD(consumer_fixture, "poison records are skipped and the partition
 TEST_CASE_METHOD(consumer_fixture, "no offset is committed ahead of the store's answer") {
   auto s = spawn(held_store);
   auto c = spawn_consumer(s);
-  deliver(c, {make_record(0, 10, event_json("a")), make_record(0, 11, event_json("b")),
-              make_record(0, 12, "garbage"), make_record(0, 13, event_json("d"))});
+  deliver(c, {make_record(0, 10, event_json("a"))});
+  deliver(c, {make_record(0, 11, event_json("b"))});
+  deliver(c, {make_record(0, 12, "garbage"), make_record(0, 13, event_json("d"))});
   commit_due();
   CHECK(client->commits.empty()); // the skipped record at 12 is done, but 10 and 11 are not
 
@@ -156,8 +164,9 @@ TEST_CASE_METHOD(consumer_fixture, "no offset is committed ahead of the store's 
 TEST_CASE_METHOD(consumer_fixture, "on revocation the consumer answers what is done and drops the rest") {
   auto s = spawn(held_store);
   auto c = spawn_consumer(s);
-  deliver(c, {make_record(0, 0, event_json("a")), make_record(0, 1, event_json("b")),
-              make_record(1, 5, event_json("c"))});
+  deliver(c, {make_record(0, 0, event_json("a"))});
+  deliver(c, {make_record(0, 1, event_json("b"))});
+  deliver(c, {make_record(1, 5, event_json("c"))});
   release(s, 0); // done, but the periodic commit has not come yet
 
   using offsets = std::vector<kafka::partition_offset>;

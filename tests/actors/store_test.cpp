@@ -54,3 +54,29 @@ TEST_CASE_METHOD(actor_fixture, "deduplication holds over many events with short
     }
   CHECK(ask<uint64_t>(s, count_atom::value) == 2000);
 }
+
+TEST_CASE_METHOD(actor_fixture, "a batch is stored event by event, in order, duplicates within it too") {
+  auto s = spawn(store);
+  ask<bool>(s, add_if_new_atom::value, make_event("a"));
+  auto added = ask<std::vector<bool>>(
+    s, add_if_new_atom::value,
+    std::vector<event>{make_event("b"), make_event("a"), make_event("c"), make_event("b")});
+  CHECK(added == std::vector<bool>{true, false, true, false});
+  CHECK(ask<uint64_t>(s, count_atom::value) == 3);
+}
+
+TEST_CASE_METHOD(actor_fixture, "the JSON view is every event's JSON, in order") {
+  auto s = spawn(store);
+  CHECK(ask<std::string>(s, get_json_atom::value) == "[]");
+  // An eventId that needs escaping in JSON is still found by its own text.
+  auto odd = make_event("id \"quoted\"", "u\\v");
+  for (auto& e : {make_event("a"), odd, make_event("b")})
+    ask<bool>(s, add_if_new_atom::value, e);
+  CHECK_FALSE(ask<bool>(s, add_if_new_atom::value, odd));
+  CHECK(ask<bool>(s, has_atom::value, odd.event_id));
+  auto json = ask<std::string>(s, get_json_atom::value);
+  CHECK(json == "[" + to_json(make_event("a")) + "," + to_json(odd) + "," + to_json(make_event("b")) + "]");
+  auto all = ask<std::vector<event>>(s, get_all_atom::value);
+  REQUIRE(all.size() == 3);
+  CHECK(all[1] == odd);
+}

@@ -92,6 +92,10 @@ int run(const config& cfg) {
   log::info("Connected to Kafka brokers", {{"brokers", bootstrap}});
 
   caf::actor_system_config sys_cfg;
+  // One scheduler thread: every handler here is short, and the blocking work runs on threads of
+  // its own (HTTP workers, librdkafka). A second worker mostly added work stealing and wake-ups:
+  // POST throughput on 2 cores rose by a fifth with one (docs/performance.md).
+  sys_cfg.set("scheduler.max-threads", size_t{1});
   caf::actor_system sys{sys_cfg};
   auto store_handle = sys.spawn(store);
   auto producer_client = std::make_shared<kafka::rdkafka_producer>(cfg, bootstrap);

@@ -29,6 +29,16 @@ rdkafka_producer::rdkafka_producer(const config& cfg, const std::string& bootstr
   rd_kafka_conf_set_stats_cb(conf, on_statistics);
   rd_kafka_conf_set_opaque(conf, &brokers_up_);
   client_ = make_client(RD_KAFKA_PRODUCER, conf);
+  // Learn the topic's partitions and leaders now rather than on the first POST, which would
+  // otherwise wait for them (hundreds of milliseconds).
+  if (rd_kafka_topic_t* topic = rd_kafka_topic_new(client_, topic_.c_str(), nullptr)) {
+    const struct rd_kafka_metadata* metadata = nullptr;
+    if (rd_kafka_metadata(client_, 0, topic, &metadata,
+                          static_cast<int>(cfg.connection_timeout.count()))
+        == RD_KAFKA_RESP_ERR_NO_ERROR)
+      rd_kafka_metadata_destroy(metadata);
+    rd_kafka_topic_destroy(topic);
+  }
   poller_ = std::thread{[this] {
     while (polling_.load(std::memory_order_relaxed))
       rd_kafka_poll(client_, 100);

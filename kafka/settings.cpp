@@ -76,6 +76,9 @@ settings consumer_settings(const config& cfg, const std::string& bootstrap) {
     // librdkafka's mock broker (embedded, and in tests) holds every fetch this long, which makes
     // it the floor of the time from publish to store there.
     {"fetch.wait.max.ms", "10"},
+    // Prefetch at most 16 MB per partition (librdkafka's default is 64 MB): the store outpaces
+    // the fetcher anyway, and memory that held a burst stays with the process afterwards.
+    {"queued.max.messages.kbytes", "16384"},
     {"session.timeout.ms", "10000"},
     {"heartbeat.interval.ms", "1000"},
   });

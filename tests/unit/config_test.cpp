@@ -142,7 +142,7 @@ TEST_CASE("the real environment wins over .env") {
   CHECK(process_environment("/nonexistent/.env")("UAS_TEST_FILE_ONLY") == std::nullopt);
 }
 
-TEST_CASE("--help's table lists every variable with its default") {
+TEST_CASE("the table printed by --help lists every variable with its default") {
   auto table = config_table();
   for (auto name : {"PORT", "APP_ENV", "KAFKA_BROKERS", "KAFKA_EMBEDDED_PARTITIONS", "KAFKA_CLIENT_ID",
                     "KAFKA_TOPIC", "KAFKA_CONSUMER_GROUP", "KAFKA_PRODUCER_RETRIES",

@@ -89,12 +89,8 @@ void init(const std::string& level_name_, log_format format) {
   current_format = format;
 }
 
-bool enabled(level lvl) {
-  return lvl >= threshold.load(std::memory_order_relaxed);
-}
-
 void write(level lvl, std::string_view msg, fields fs, std::string_view tail) {
-  if (!enabled(lvl))
+  if (lvl < threshold.load(std::memory_order_relaxed))
     return;
   std::string line;
   line.reserve(160);

@@ -30,8 +30,6 @@ using fields = std::initializer_list<field>;
 // Sets level and format; until called, lines go to stdout as text at info.
 void init(const std::string& level_name, log_format format);
 
-bool enabled(level lvl);
-
 // Text: `<ts> <level> <msg>: k=v, k=v<tail>`. JSON: {"ts","level","msg":msg+tail, k: v, ...}.
 void write(level lvl, std::string_view msg, fields fs = {}, std::string_view tail = {});
 

@@ -34,7 +34,8 @@ function startService() {
   });
 }
 
-async function waitFor(check, ms = 20000) {
+// Generous: under a parallel test run, kafkajs's group join alone can take several seconds.
+async function waitFor(check, ms = 45000) {
   const deadline = Date.now() + ms;
   for (;;) {
     const value = await check();
@@ -116,6 +117,9 @@ test('kafkajs and the service', async (t) => {
         assert.equal(partition, expected, `partition of ${userId}`);
       }
     });
+  } catch (error) {
+    console.error('service log:\n' + service.lines.slice(-40).join('\n'));
+    throw error;
   } finally {
     service.child.kill('SIGTERM');
     await new Promise((r) => service.child.on('exit', r));

@@ -48,6 +48,7 @@ const processed = async (service) => (await fetch(`${service.url}/events/process
 
 test('kafkajs and the service', async (t) => {
   const service = await startService();
+  let finished = 0; // subtests that ran to their end: a failure shows the service's log
   const kafka = new Kafka({ clientId: 'kafkajs-test', brokers: [service.broker], logLevel: logLevel.NOTHING });
   try {
     await t.test('an event kafkajs produces twice is stored once; poison is skipped', async () => {
@@ -73,6 +74,7 @@ test('kafkajs and the service', async (t) => {
       assert.ok(events, 'the duplicate was never reported');
       assert.deepEqual(events.filter((e) => e.eventId === event.eventId), [event]);
       assert.equal(service.lines.filter((l) => l.includes('Skipped message')).length, 1);
+      finished++;
     });
 
     await t.test('POSTed events read back in kafkajs, keyed by userId, on the partition kafkajs would pick', async () => {
@@ -116,11 +118,10 @@ test('kafkajs and the service', async (t) => {
         });
         assert.equal(partition, expected, `partition of ${userId}`);
       }
+      finished++;
     });
-  } catch (error) {
-    console.error('service log:\n' + service.lines.slice(-40).join('\n'));
-    throw error;
   } finally {
+    if (finished < 2) console.error('service log:\n' + service.lines.slice(-40).join('\n'));
     service.child.kill('SIGTERM');
     await new Promise((r) => service.child.on('exit', r));
   }

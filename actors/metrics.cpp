@@ -18,7 +18,7 @@ void header(std::string& out, const char* name, const char* type, const char* he
   out += '\n';
 }
 
-void sample(std::string& out, const char* name, uint64_t value) {
+void sample(std::string& out, const char* name, int64_t value) {
   out += name;
   out += ' ';
   out += std::to_string(value);
@@ -90,7 +90,11 @@ std::string registry::render() const {
   std::string out;
   auto counter_family = [&](const char* name, const char* help, const counter& c) {
     header(out, name, "counter", help);
-    sample(out, name, c.get());
+    sample(out, name, static_cast<int64_t>(c.get()));
+  };
+  auto gauge_family = [&](const char* name, const char* help, int64_t value) {
+    header(out, name, "gauge", help);
+    sample(out, name, value);
   };
   counter_family("events_published_total", "Events the broker acknowledged.", events_published);
   counter_family("events_publish_failed_total", "Publishes answered 500 after every retry.",
@@ -109,10 +113,9 @@ std::string registry::render() const {
   http_requests.render(out, "http_requests_total");
   header(out, "http_request_duration_seconds", "histogram", "Time to answer an HTTP request.");
   http_request_duration.render(out, "http_request_duration_seconds");
-  header(out, "store_events", "gauge", "Events in the store.");
-  out += "store_events " + std::to_string(store_events.get()) + "\n";
-  header(out, "kafka_up", "gauge", "1 while the producer reaches a Kafka broker.");
-  out += std::string{"kafka_up "} + (kafka_up && kafka_up() ? "1" : "0") + "\n";
+  gauge_family("store_events", "Events in the store.", store_events.get());
+  gauge_family("kafka_up", "1 while the producer reaches a Kafka broker.",
+               kafka_up && kafka_up() ? 1 : 0);
   return out;
 }
 

@@ -2,87 +2,79 @@
 #include "actors/event.hpp"
 
 #include <array>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <system_error>
 
-#include <nlohmann/json.hpp>
-#include <uuid/uuid.h>
+#include <sys/random.h>
+
+#include "actors/json_object.hpp"
 
 namespace uas {
 
 namespace {
 
-using json = nlohmann::json;
-
 constexpr std::array<std::string_view, 3> event_types{"LOGIN", "LOGOUT", "PRODUCT_VIEW"};
 
-// Serializing a JSON tree recurses once per level; refusing deep input up front keeps a hostile
-// body from exhausting a thread's stack.
-constexpr int max_nesting_depth = 64;
-
-bool nests_too_deep(std::string_view text) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (in_string) {
-      if (c == '\\')
-        ++i;
-      else if (c == '"')
-        in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > max_nesting_depth)
-        return true;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
+// The members of text that must be one JSON object; empty, with the reason in `errors`, if it is
+// not one, or names a member twice (which of the two would count is anybody's guess).
+std::vector<json::member> read_members(std::string_view text,
+                                       std::vector<validation_error>& errors) {
+  auto read = json::read_object(text);
+  switch (read.why) {
+    case json::failure::none: break;
+    case json::failure::not_json:
+      errors.push_back({"body", "body is not valid JSON (at byte " + std::to_string(read.at) + ")"});
+      return {};
+    case json::failure::too_deep:
+      errors.push_back(
+        {"body", "JSON nests deeper than " + std::to_string(json::max_depth) + " levels"});
+      return {};
+    case json::failure::not_object:
+      errors.push_back(
+        {"body", std::string{"body must be a JSON object, not "} + json::name_of(read.found)});
+      return {};
   }
-  return false;
+  for (size_t i = 0; i < read.members.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (read.members[i].key == read.members[j].key) {
+        errors.push_back({read.members[i].key, read.members[i].key + " appears more than once"});
+        break;
+      }
+  return std::move(read.members);
 }
 
-// Parses text that must be one JSON object; reports why not otherwise.
-bool parse_object(std::string_view text, json& out, std::vector<validation_error>& errors) {
-  if (nests_too_deep(text)) {
-    errors.push_back({"body", "JSON nests deeper than " + std::to_string(max_nesting_depth)
-                                  + " levels"});
-    return false;
-  }
-  out = json::parse(text, nullptr, false);
-  if (out.is_discarded()) {
-    errors.push_back({"body", "body is not valid JSON"});
-    return false;
-  }
-  if (!out.is_object()) {
-    errors.push_back({"body", std::string{"body must be a JSON object, not "} + out.type_name()});
-    return false;
-  }
-  return true;
+json::member* find(std::vector<json::member>& members, std::string_view key) {
+  for (auto& m : members)
+    if (m.key == key)
+      return &m;
+  return nullptr;
 }
 
 bool is_blank(const std::string& s) {
   return s.find_first_not_of(" \t\r\n") == std::string::npos;
 }
 
-// A required non-blank string field.
-void take_string(const json& obj, const char* name, std::string& out,
+// A required non-blank string member.
+void take_string(std::vector<json::member>& members, const char* name, std::string& out,
                  std::vector<validation_error>& errors) {
-  auto it = obj.find(name);
-  if (it == obj.end()) {
+  auto* m = find(members, name);
+  if (!m) {
     errors.push_back({name, std::string{name} + " is required"});
-  } else if (!it->is_string()) {
-    errors.push_back({name, std::string{name} + " must be a string, not " + it->type_name()});
-  } else if (is_blank(it->get_ref<const std::string&>())) {
+  } else if (m->type != json::kind::string) {
+    errors.push_back({name, std::string{name} + " must be a string, not " + json::name_of(m->type)});
+  } else if (is_blank(m->value)) {
     errors.push_back({name, std::string{name} + " must not be empty"});
   } else {
-    out = it->get<std::string>();
+    out = std::move(m->value);
   }
 }
 
-void take_event_type(const json& obj, std::string& out, std::vector<validation_error>& errors) {
-  take_string(obj, "eventType", out, errors);
+void take_event_type(std::vector<json::member>& members, std::string& out,
+                     std::vector<validation_error>& errors) {
+  take_string(members, "eventType", out, errors);
   if (!out.empty() && !is_event_type(out)) {
     errors.push_back({"eventType", "eventType must be one of LOGIN, LOGOUT, PRODUCT_VIEW, not \""
                                        + out + "\""});
@@ -91,14 +83,16 @@ void take_event_type(const json& obj, std::string& out, std::vector<validation_e
 }
 
 // An optional object; absent means {}.
-void take_payload(const json& obj, std::string& out, std::vector<validation_error>& errors) {
-  auto it = obj.find("payload");
-  if (it == obj.end())
+void take_payload(std::vector<json::member>& members, std::string& out,
+                  std::vector<validation_error>& errors) {
+  auto* m = find(members, "payload");
+  if (!m)
     out = "{}";
-  else if (!it->is_object())
-    errors.push_back({"payload", std::string{"payload must be an object, not "} + it->type_name()});
+  else if (m->type != json::kind::object)
+    errors.push_back(
+      {"payload", std::string{"payload must be an object, not "} + json::name_of(m->type)});
   else
-    out = it->dump();
+    out = std::move(m->value);
 }
 
 void append_escaped(std::string& out, std::string_view s) {
@@ -143,15 +137,15 @@ bool is_event_type(std::string_view type) {
 
 parse_result parse_event_request(std::string_view body) {
   parse_result result;
-  json obj;
-  if (!parse_object(body, obj, result.errors))
+  auto members = read_members(body, result.errors);
+  if (!result.ok())
     return result;
-  take_string(obj, "userId", result.value.user_id, result.errors);
-  take_event_type(obj, result.value.event_type, result.errors);
-  take_payload(obj, result.value.payload, result.errors);
-  for (auto& [key, value] : obj.items())
-    if (key != "userId" && key != "eventType" && key != "payload")
-      result.errors.push_back({key, key + " is not allowed"});
+  for (auto& m : members)
+    if (m.key != "userId" && m.key != "eventType" && m.key != "payload")
+      result.errors.push_back({m.key, m.key + " is not allowed"});
+  take_string(members, "userId", result.value.user_id, result.errors);
+  take_event_type(members, result.value.event_type, result.errors);
+  take_payload(members, result.value.payload, result.errors);
   if (result.ok()) {
     result.value.event_id = make_uuid();
     result.value.timestamp = utc_timestamp_now();
@@ -161,18 +155,18 @@ parse_result parse_event_request(std::string_view body) {
 
 parse_result parse_event_message(std::string_view text) {
   parse_result result;
-  json obj;
-  if (!parse_object(text, obj, result.errors))
+  auto members = read_members(text, result.errors);
+  if (!result.ok())
     return result;
-  take_string(obj, "eventId", result.value.event_id, result.errors);
-  take_string(obj, "userId", result.value.user_id, result.errors);
-  take_event_type(obj, result.value.event_type, result.errors);
-  take_string(obj, "timestamp", result.value.timestamp, result.errors);
+  take_string(members, "eventId", result.value.event_id, result.errors);
+  take_string(members, "userId", result.value.user_id, result.errors);
+  take_event_type(members, result.value.event_type, result.errors);
+  take_string(members, "timestamp", result.value.timestamp, result.errors);
   if (!result.value.timestamp.empty() && !is_utc_timestamp(result.value.timestamp)) {
     result.errors.push_back({"timestamp", "timestamp must be an ISO 8601 UTC time such as "
                                           "2026-11-24T01:52:00.047Z"});
   }
-  take_payload(obj, result.value.payload, result.errors);
+  take_payload(members, result.value.payload, result.errors);
   return result;
 }
 
@@ -194,10 +188,32 @@ std::string to_json(const event& e) {
 }
 
 std::string make_uuid() {
-  uuid_t raw;
-  uuid_generate_random(raw);
-  char text[37];
-  uuid_unparse_lower(raw, text);
+  // The kernel's random source, fetched 256 UUIDs at a time: one getrandom call per POST cost
+  // more than the rest of the stamping.
+  thread_local std::array<unsigned char, 4096> pool;
+  thread_local size_t used = pool.size();
+  if (used == pool.size()) {
+    for (size_t filled = 0; filled < pool.size();) {
+      auto n = getrandom(pool.data() + filled, pool.size() - filled, 0);
+      if (n < 0 && errno != EINTR)
+        throw std::system_error{errno, std::generic_category(), "getrandom"};
+      filled += n > 0 ? static_cast<size_t>(n) : 0;
+    }
+    used = 0;
+  }
+  unsigned char* raw = pool.data() + used;
+  used += 16;
+  raw[6] = static_cast<unsigned char>((raw[6] & 0x0F) | 0x40); // version 4
+  raw[8] = static_cast<unsigned char>((raw[8] & 0x3F) | 0x80); // RFC 4122 variant
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string text;
+  text.reserve(36);
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10)
+      text += '-';
+    text += hex[raw[i] >> 4];
+    text += hex[raw[i] & 0x0F];
+  }
   return text;
 }
 
@@ -208,7 +224,7 @@ std::string utc_timestamp_now() {
   std::time_t seconds = static_cast<std::time_t>(ms / 1000);
   std::tm tm{};
   gmtime_r(&seconds, &tm);
-  char text[32];
+  char text[64];
   std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                 static_cast<int>(ms % 1000));

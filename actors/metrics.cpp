@@ -46,43 +46,64 @@ std::string label(const std::string& v) {
   return out;
 }
 
+// The entry for `key`, made on first use. Lookups share the lock; only a new entry takes it alone.
+template <class Map, class Key, class Make>
+typename Map::mapped_type& entry(std::shared_mutex& mutex, Map& map, const Key& key, Make make) {
+  {
+    std::shared_lock<std::shared_mutex> reading{mutex};
+    if (auto it = map.find(key); it != map.end())
+      return it->second;
+  }
+  std::unique_lock<std::shared_mutex> writing{mutex};
+  return map.try_emplace(make()).first->second; // entries are never erased, so this one stays
+}
+
 } // namespace
 
-void duration_histogram::observe(const std::string& route, std::chrono::nanoseconds d) {
+void duration_histogram::observe(std::string_view route, std::chrono::nanoseconds d) {
+  auto& s = entry(mutex_, by_route_, route, [&] { return std::string{route}; });
   double seconds = std::chrono::duration<double>(d).count();
-  std::lock_guard<std::mutex> guard{mutex_};
-  auto& s = by_route_[route];
-  for (size_t i = 0; i < bounds.size(); ++i)
-    if (seconds <= bounds[i])
-      ++s.buckets[i];
-  ++s.count;
-  s.sum += seconds;
+  size_t bucket = 0;
+  while (bucket < bounds.size() && seconds > bounds[bucket])
+    ++bucket;
+  s.buckets[bucket].fetch_add(1, std::memory_order_relaxed);
+  s.sum_ns.fetch_add(static_cast<uint64_t>(d.count()), std::memory_order_relaxed);
 }
 
 void duration_histogram::render(std::string& out, const char* name) const {
-  std::lock_guard<std::mutex> guard{mutex_};
+  std::shared_lock<std::shared_mutex> guard{mutex_};
   for (auto& [route, s] : by_route_) {
     auto prefix = std::string{name} + "_bucket{route=\"" + label(route) + "\",le=\"";
-    for (size_t i = 0; i < bounds.size(); ++i)
-      out += prefix + number(bounds[i]) + "\"} " + std::to_string(s.buckets[i]) + "\n";
-    out += prefix + "+Inf\"} " + std::to_string(s.count) + "\n";
-    out += std::string{name} + "_sum{route=\"" + label(route) + "\"} " + number(s.sum) + "\n";
-    out += std::string{name} + "_count{route=\"" + label(route) + "\"} " + std::to_string(s.count)
+    // Cumulative counts from one reading of each bucket, so +Inf always equals _count.
+    uint64_t count = 0;
+    for (size_t i = 0; i < bounds.size(); ++i) {
+      count += s.buckets[i].load(std::memory_order_relaxed);
+      out += prefix + number(bounds[i]) + "\"} " + std::to_string(count) + "\n";
+    }
+    count += s.buckets[bounds.size()].load(std::memory_order_relaxed);
+    out += prefix + "+Inf\"} " + std::to_string(count) + "\n";
+    double sum = static_cast<double>(s.sum_ns.load(std::memory_order_relaxed)) / 1e9;
+    out += std::string{name} + "_sum{route=\"" + label(route) + "\"} " + number(sum) + "\n";
+    out += std::string{name} + "_count{route=\"" + label(route) + "\"} " + std::to_string(count)
            + "\n";
   }
 }
 
-void request_counter::inc(const std::string& method, const std::string& route, int status) {
-  std::lock_guard<std::mutex> guard{mutex_};
-  ++counts_[{method, route, status}];
+void request_counter::inc(std::string_view method, std::string_view route, int status) {
+  auto key = std::make_tuple(method, route, status);
+  auto& n = entry(mutex_, counts_, key, [&] {
+    return std::make_tuple(std::string{method}, std::string{route}, status);
+  });
+  n.fetch_add(1, std::memory_order_relaxed);
 }
 
 void request_counter::render(std::string& out, const char* name) const {
-  std::lock_guard<std::mutex> guard{mutex_};
+  std::shared_lock<std::shared_mutex> guard{mutex_};
   for (auto& [key, n] : counts_) {
     auto& [method, route, status] = key;
     out += std::string{name} + "{method=\"" + label(method) + "\",route=\"" + label(route)
-           + "\",status=\"" + std::to_string(status) + "\"} " + std::to_string(n) + "\n";
+           + "\",status=\"" + std::to_string(status) + "\"} "
+           + std::to_string(n.load(std::memory_order_relaxed)) + "\n";
   }
 }
 

@@ -9,7 +9,9 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <tuple>
 
 namespace uas::metrics {
@@ -26,33 +28,33 @@ struct gauge {
   int64_t get() const { return value.load(std::memory_order_relaxed); }
 };
 
-// Request durations per route, in cumulative buckets.
+// Request durations per route, in buckets. Each observation touches one bucket and takes the lock
+// only to read: HTTP workers answering at once must not queue on the metrics.
 class duration_histogram {
 public:
   static constexpr std::array<double, 12> bounds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                                  0.05,   0.1,   0.25,   0.5,   1,    5};
-  void observe(const std::string& route, std::chrono::nanoseconds d);
+  void observe(std::string_view route, std::chrono::nanoseconds d);
   void render(std::string& out, const char* name) const;
 
 private:
   struct series {
-    std::array<uint64_t, bounds.size()> buckets{};
-    uint64_t count = 0;
-    double sum = 0;
+    std::array<std::atomic<uint64_t>, bounds.size() + 1> buckets{}; // not cumulative; last: > 5 s
+    std::atomic<uint64_t> sum_ns{0};
   };
-  mutable std::mutex mutex_;
-  std::map<std::string, series> by_route_;
+  mutable std::shared_mutex mutex_; // guards the map's shape; the series are atomic
+  std::map<std::string, series, std::less<>> by_route_;
 };
 
 // http_requests_total by method, route and status.
 class request_counter {
 public:
-  void inc(const std::string& method, const std::string& route, int status);
+  void inc(std::string_view method, std::string_view route, int status);
   void render(std::string& out, const char* name) const;
 
 private:
-  mutable std::mutex mutex_;
-  std::map<std::tuple<std::string, std::string, int>, uint64_t> counts_;
+  mutable std::shared_mutex mutex_; // guards the map's shape; the counts are atomic
+  std::map<std::tuple<std::string, std::string, int>, std::atomic<uint64_t>, std::less<>> counts_;
 };
 
 struct registry {

@@ -9,9 +9,9 @@
 set -euo pipefail
 
 build=(g++ cmake make pkg-config libcaf-dev librdkafka-dev libcpp-httplib-dev nlohmann-json3-dev
-       libspdlog-dev uuid-dev catch2)
+       libspdlog-dev catch2)
 runtime=(libcaf-core0.17 librdkafka++1 librdkafka1 libcpp-httplib0.11 libspdlog1.10 libfmt9
-         libuuid1 ca-certificates curl)
+         ca-certificates curl)
 
 case "${1:-build}" in
   build)   wanted=("${build[@]}") ;;

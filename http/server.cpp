@@ -32,8 +32,9 @@ const std::map<std::string, std::string> allowed_methods = {
 
 // The route label of a request in metrics: its path if it is one of ours, so that stray paths
 // cannot grow the number of series.
-std::string route_of(const httplib::Request& req) {
-  return allowed_methods.count(req.path) ? req.path : "unmatched";
+std::string_view route_of(const httplib::Request& req) {
+  auto it = allowed_methods.find(req.path);
+  return it != allowed_methods.end() ? std::string_view{it->first} : "unmatched";
 }
 
 // When this worker thread began the request it is answering (httplib keeps a request on one
@@ -181,7 +182,8 @@ struct http_server::impl {
         return reply_message(res, 503, "Service is shutting down");
       if (auto error = outcome.get(); !error.empty())
         return reply_message(res, 500, "Failed to publish event");
-      reply(res, 201, {{"eventId", id}});
+      res.status = 201; // the id is ours, a UUID: nothing in it needs escaping
+      res.set_content(R"({"eventId":")" + id + R"("})", "application/json");
     }));
     server.Get("/events/processed", guarded([this](const httplib::Request&,
                                                    httplib::Response& res) {

@@ -1,0 +1,387 @@
+#include "actors/json_object.hpp"
+
+#include <cstdint>
+
+namespace uas::json {
+
+namespace {
+
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+void append_utf8(std::string& out, uint32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+// A recursive-descent reader over one text. Each value either decodes (strings, into `decoded`)
+// or is copied without its whitespace (into `compact`); either sink may be absent.
+class reader {
+public:
+  explicit reader(std::string_view text) : s_{text} {}
+
+  object_result read_object() {
+    object_result result;
+    skip_space();
+    if (peek() != '{') {
+      kind k;
+      if (!value(k, nullptr, nullptr) || !at_end())
+        return fail(result);
+      result.why = failure::not_object;
+      result.found = k;
+      return result;
+    }
+    ++i_;
+    ++depth_;
+    result.members.reserve(8); // an event's five members and a few more, without regrowing
+    skip_space();
+    if (peek() == '}') {
+      ++i_;
+      return at_end() ? result : fail(result);
+    }
+    while (true) {
+      member m;
+      skip_space();
+      if (peek() != '"' || !string(&m.key, nullptr))
+        return fail(result);
+      skip_space();
+      if (peek() != ':')
+        return fail(result);
+      ++i_;
+      skip_space();
+      std::string* decoded = peek() == '"' ? &m.value : nullptr;
+      if (!value(m.type, decoded, decoded ? nullptr : &m.value))
+        return fail(result);
+      result.members.push_back(std::move(m));
+      skip_space();
+      if (peek() == ',') {
+        ++i_;
+        continue;
+      }
+      if (peek() != '}')
+        return fail(result);
+      ++i_;
+      return at_end() ? result : fail(result);
+    }
+  }
+
+private:
+  std::string_view s_;
+  size_t i_ = 0;
+  int depth_ = 0;
+  bool too_deep_ = false;
+
+  char peek() const { return i_ < s_.size() ? s_[i_] : '\0'; }
+
+  void skip_space() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r'))
+      ++i_;
+  }
+
+  bool at_end() {
+    skip_space();
+    return i_ == s_.size();
+  }
+
+  object_result& fail(object_result& result) {
+    result.members.clear();
+    result.why = too_deep_ ? failure::too_deep : failure::not_json;
+    result.at = i_;
+    return result;
+  }
+
+  static void put(std::string* out, std::string_view text) {
+    if (out)
+      out->append(text);
+  }
+
+  bool value(kind& k, std::string* decoded, std::string* compact) {
+    switch (peek()) {
+      case '{': k = kind::object; return object(compact);
+      case '[': k = kind::array; return array(compact);
+      case '"': k = kind::string; return string(decoded, compact);
+      case 't': k = kind::boolean; return literal("true", compact);
+      case 'f': k = kind::boolean; return literal("false", compact);
+      case 'n': k = kind::null; return literal("null", compact);
+      default: k = kind::number; return number(compact);
+    }
+  }
+
+  bool literal(std::string_view word, std::string* compact) {
+    if (s_.substr(i_, word.size()) != word)
+      return false;
+    i_ += word.size();
+    put(compact, word);
+    return true;
+  }
+
+  bool number(std::string* compact) {
+    size_t start = i_;
+    if (peek() == '-')
+      ++i_;
+    if (peek() == '0') {
+      ++i_;
+    } else if (is_digit(peek())) {
+      while (is_digit(peek()))
+        ++i_;
+    } else {
+      return false;
+    }
+    if (peek() == '.') {
+      ++i_;
+      if (!is_digit(peek()))
+        return false;
+      while (is_digit(peek()))
+        ++i_;
+    }
+    if (peek() == 'e' || peek() == 'E') {
+      ++i_;
+      if (peek() == '+' || peek() == '-')
+        ++i_;
+      if (!is_digit(peek()))
+        return false;
+      while (is_digit(peek()))
+        ++i_;
+    }
+    put(compact, s_.substr(start, i_ - start));
+    return true;
+  }
+
+  bool enter() {
+    if (++depth_ > max_depth) {
+      too_deep_ = true;
+      return false;
+    }
+    ++i_;
+    return true;
+  }
+
+  bool array(std::string* compact) {
+    if (!enter())
+      return false;
+    put(compact, "[");
+    skip_space();
+    if (peek() != ']') {
+      while (true) {
+        skip_space();
+        kind ignored;
+        if (!value(ignored, nullptr, compact))
+          return false;
+        skip_space();
+        if (peek() != ',')
+          break;
+        ++i_;
+        put(compact, ",");
+      }
+    }
+    if (peek() != ']')
+      return false;
+    ++i_;
+    --depth_;
+    put(compact, "]");
+    return true;
+  }
+
+  bool object(std::string* compact) {
+    if (!enter())
+      return false;
+    put(compact, "{");
+    skip_space();
+    if (peek() != '}') {
+      while (true) {
+        skip_space();
+        if (peek() != '"' || !string(nullptr, compact))
+          return false;
+        skip_space();
+        if (peek() != ':')
+          return false;
+        ++i_;
+        put(compact, ":");
+        skip_space();
+        kind ignored;
+        if (!value(ignored, nullptr, compact))
+          return false;
+        skip_space();
+        if (peek() != ',')
+          break;
+        ++i_;
+        put(compact, ",");
+      }
+    }
+    if (peek() != '}')
+      return false;
+    ++i_;
+    --depth_;
+    put(compact, "}");
+    return true;
+  }
+
+  // Four hex digits after "\u".
+  bool hex4(uint32_t& out) {
+    if (s_.size() - i_ < 4)
+      return false;
+    out = 0;
+    for (int n = 0; n < 4; ++n, ++i_) {
+      int v = hex_value(s_[i_]);
+      if (v < 0)
+        return false;
+      out = out << 4 | static_cast<uint32_t>(v);
+    }
+    return true;
+  }
+
+  // One escape sequence, the backslash already read; appends what it means to `decoded`.
+  bool escape(std::string* decoded) {
+    if (i_ == s_.size())
+      return false;
+    char c = s_[i_++];
+    char plain;
+    switch (c) {
+      case '"': plain = '"'; break;
+      case '\\': plain = '\\'; break;
+      case '/': plain = '/'; break;
+      case 'b': plain = '\b'; break;
+      case 'f': plain = '\f'; break;
+      case 'n': plain = '\n'; break;
+      case 'r': plain = '\r'; break;
+      case 't': plain = '\t'; break;
+      case 'u': {
+        uint32_t cp;
+        if (!hex4(cp))
+          return false;
+        if (cp >= 0xDC00 && cp <= 0xDFFF)
+          return false; // a low surrogate must follow a high one
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+          uint32_t low;
+          if (s_.substr(i_, 2) != "\\u")
+            return false;
+          i_ += 2;
+          if (!hex4(low) || low < 0xDC00 || low > 0xDFFF)
+            return false;
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+        }
+        if (decoded)
+          append_utf8(*decoded, cp);
+        return true;
+      }
+      default: return false;
+    }
+    if (decoded)
+      *decoded += plain;
+    return true;
+  }
+
+  // One UTF-8 encoded character of two to four bytes, well formed (RFC 3629): no overlong
+  // forms, no surrogates, nothing past U+10FFFF.
+  bool utf8_sequence() {
+    auto byte = [&](size_t k) { return static_cast<unsigned char>(s_[i_ + k]); };
+    unsigned char lead = byte(0);
+    size_t length;
+    unsigned char low = 0x80, high = 0xBF; // the allowed range of the second byte
+    if (lead >= 0xC2 && lead <= 0xDF) {
+      length = 2;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+      length = 3;
+      if (lead == 0xE0)
+        low = 0xA0;
+      if (lead == 0xED)
+        high = 0x9F;
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      length = 4;
+      if (lead == 0xF0)
+        low = 0x90;
+      if (lead == 0xF4)
+        high = 0x8F;
+    } else {
+      return false;
+    }
+    if (s_.size() - i_ < length || byte(1) < low || byte(1) > high)
+      return false;
+    for (size_t k = 2; k < length; ++k)
+      if (byte(k) < 0x80 || byte(k) > 0xBF)
+        return false;
+    i_ += length;
+    return true;
+  }
+
+  bool string(std::string* decoded, std::string* compact) {
+    size_t start = i_++;
+    while (true) {
+      // The plain run up to the next quote, backslash, control or non-ASCII byte.
+      size_t run = i_;
+      while (i_ < s_.size()) {
+        auto c = static_cast<unsigned char>(s_[i_]);
+        if (c == '"' || c == '\\' || c < 0x20 || c >= 0x80)
+          break;
+        ++i_;
+      }
+      if (decoded)
+        decoded->append(s_.substr(run, i_ - run));
+      if (i_ == s_.size())
+        return false;
+      auto c = static_cast<unsigned char>(s_[i_]);
+      if (c == '"') {
+        ++i_;
+        put(compact, s_.substr(start, i_ - start));
+        return true;
+      }
+      if (c < 0x20)
+        return false; // control characters must be escaped
+      if (c == '\\') {
+        ++i_;
+        if (!escape(decoded))
+          return false;
+      } else {
+        size_t from = i_;
+        if (!utf8_sequence())
+          return false;
+        if (decoded)
+          decoded->append(s_.substr(from, i_ - from));
+      }
+    }
+  }
+};
+
+} // namespace
+
+const char* name_of(kind k) {
+  switch (k) {
+    case kind::null: return "null";
+    case kind::boolean: return "boolean";
+    case kind::number: return "number";
+    case kind::string: return "string";
+    case kind::array: return "array";
+    case kind::object: return "object";
+  }
+  return "value";
+}
+
+object_result read_object(std::string_view text) {
+  return reader{text}.read_object();
+}
+
+} // namespace uas::json

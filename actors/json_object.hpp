@@ -1,0 +1,42 @@
+// A strict JSON (RFC 8259) reader for the one shape the service reads on every request and every
+// message: an object whose members it looks at one level deep. It decodes string members, keeps
+// any other member as compact JSON text, and builds no tree: a DOM parser took more time per POST
+// than everything else the service does with the event (docs/performance.md).
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace uas::json {
+
+enum class kind { null, boolean, number, string, array, object };
+
+// The JSON name of a kind, as error messages show it: "null", "boolean", "number", ...
+const char* name_of(kind k);
+
+struct member {
+  std::string key;   // decoded
+  kind type;
+  std::string value; // a string's decoded text; any other value as compact JSON text
+};
+
+// Arrays and objects nested deeper than this are refused: input from the network must not
+// choose the reader's recursion depth.
+constexpr int max_depth = 64;
+
+enum class failure { none, not_json, too_deep, not_object };
+
+struct object_result {
+  std::vector<member> members; // in the order written
+  failure why = failure::none;
+  size_t at = 0;              // not_json: the byte offset where the text stops being JSON
+  kind found = kind::object;  // not_object: what the text is instead
+  bool ok() const { return why == failure::none; }
+};
+
+// Reads text that must be exactly one JSON object, with whitespace around it allowed.
+object_result read_object(std::string_view text);
+
+} // namespace uas::json

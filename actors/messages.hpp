@@ -30,7 +30,7 @@ using has_atom = caf::atom_constant<caf::atom("has")>;
 using count_atom = caf::atom_constant<caf::atom("count")>;
 using clear_atom = caf::atom_constant<caf::atom("clear")>;
 using publish_atom = caf::atom_constant<caf::atom("publish")>;
-using delivered_atom = caf::atom_constant<caf::atom("delivered")>;
+using deliveries_atom = caf::atom_constant<caf::atom("deliveries")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using records_atom = caf::atom_constant<caf::atom("records")>;
 using revoke_atom = caf::atom_constant<caf::atom("revoke")>;
@@ -65,8 +65,8 @@ using producer_actor = caf::typed_actor<
 
 // The producer's own messages on top of its public interface.
 using producer_actor_impl = producer_actor::extend<
-  // The client's report on attempt `attempt` of publish `id`: empty error means acknowledged.
-  caf::reacts_to<delivered_atom, uint64_t, std::string>,
+  // The client may hold delivery reports: take them.
+  caf::reacts_to<deliveries_atom>,
   // Backoff for publish `id` is over: try again.
   caf::reacts_to<retry_atom, uint64_t>>;
 

@@ -12,12 +12,41 @@ namespace {
 
 using self_pointer = producer_actor_impl::stateful_pointer<producer_state>;
 
-// Hands the event to the client; its report comes back as a message to this actor.
+// Hands the event to the client; its report comes back through take_deliveries.
 void attempt(self_pointer self, uint64_t id, const producer_state::pending& p) {
-  producer_actor_impl handle = self;
-  self->state.client->produce(p.value.user_id, p.json, [handle, id](std::string error) {
-    caf::anon_send(handle, delivered_atom::value, id, std::move(error));
-  });
+  self->state.client->produce(p.value.user_id, p.json, id);
+}
+
+// Answers publish `id` once acknowledged or out of attempts; otherwise schedules the next one.
+void settle(self_pointer self, kafka::delivery& report) {
+  auto& st = self->state;
+  auto it = st.in_flight.find(report.id);
+  if (it == st.in_flight.end())
+    return;
+  auto& p = it->second;
+  if (report.error.empty()) {
+    metrics::global().events_published.inc();
+    p.answer.deliver(ok_atom::value);
+    st.in_flight.erase(it);
+    return;
+  }
+  auto attempts = st.policy.attempts();
+  if (p.attempt >= attempts) {
+    log::error("Publish failed after " + std::to_string(attempts) + " attempts",
+               {{"eventId", p.value.event_id}, {"error", report.error}});
+    metrics::global().events_publish_failed.inc();
+    p.answer.deliver(caf::make_error(caf::sec::runtime_error, std::move(report.error)));
+    st.in_flight.erase(it);
+    return;
+  }
+  auto delay = st.policy.delay_before(p.attempt);
+  log::write(log::level::warn,
+             "Publish attempt " + std::to_string(p.attempt) + " of " + std::to_string(attempts)
+               + " failed",
+             {{"eventId", p.value.event_id}, {"error", report.error}},
+             "; retrying in " + std::to_string(delay.count()) + " ms");
+  metrics::global().producer_retries.inc();
+  self->delayed_send(self, delay, retry_atom::value, report.id);
 }
 
 } // namespace
@@ -26,6 +55,12 @@ producer_actor_impl::behavior_type
 producer(self_pointer self, std::shared_ptr<kafka::producer_client> client, retry_policy policy) {
   self->state.client = std::move(client);
   self->state.policy = policy;
+  // Weak: the client lives in this actor's state and must not keep the actor alive in turn.
+  caf::weak_actor_ptr weak = self->ctrl();
+  self->state.client->notify_deliveries([weak] {
+    if (auto strong = weak.lock())
+      caf::anon_send(caf::actor_cast<producer_actor_impl>(strong), deliveries_atom::value);
+  });
   return {
     [=](publish_atom, event& e) -> caf::typed_response_promise<ok_atom> {
       auto& st = self->state;
@@ -38,35 +73,9 @@ producer(self_pointer self, std::shared_ptr<kafka::producer_client> client, retr
       attempt(self, id, p);
       return answer;
     },
-    [=](delivered_atom, uint64_t id, std::string& error) {
-      auto& st = self->state;
-      auto it = st.in_flight.find(id);
-      if (it == st.in_flight.end())
-        return;
-      auto& p = it->second;
-      if (error.empty()) {
-        metrics::global().events_published.inc();
-        p.answer.deliver(ok_atom::value);
-        st.in_flight.erase(it);
-        return;
-      }
-      auto attempts = st.policy.attempts();
-      if (p.attempt >= attempts) {
-        log::error("Publish failed after " + std::to_string(attempts) + " attempts",
-                   {{"eventId", p.value.event_id}, {"error", error}});
-        metrics::global().events_publish_failed.inc();
-        p.answer.deliver(caf::make_error(caf::sec::runtime_error, std::move(error)));
-        st.in_flight.erase(it);
-        return;
-      }
-      auto delay = st.policy.delay_before(p.attempt);
-      log::write(log::level::warn,
-                 "Publish attempt " + std::to_string(p.attempt) + " of " + std::to_string(attempts)
-                   + " failed",
-                 {{"eventId", p.value.event_id}, {"error", error}},
-                 "; retrying in " + std::to_string(delay.count()) + " ms");
-      metrics::global().producer_retries.inc();
-      self->delayed_send(self, delay, retry_atom::value, id);
+    [=](deliveries_atom) {
+      for (auto& report : self->state.client->take_deliveries())
+        settle(self, report);
     },
     [=](retry_atom, uint64_t id) {
       auto it = self->state.in_flight.find(id);

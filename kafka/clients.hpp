@@ -10,16 +10,23 @@
 
 namespace uas::kafka {
 
-// Runs once per produced record, on a client thread: an empty string once the broker has
-// acknowledged the record, else why it was not delivered.
-using delivery_handler = std::function<void(std::string error)>;
+// What became of one produced record: an empty error once the broker acknowledged it, else why
+// it was not delivered.
+struct delivery {
+  uint64_t id = 0; // as given to produce
+  std::string error;
+};
 
 class producer_client {
 public:
   virtual ~producer_client() = default;
-  // Hands a record over without blocking; `on_delivery` reports its fate exactly once.
-  virtual void produce(const std::string& key, const std::string& value,
-                       delivery_handler on_delivery) = 0;
+  // Hands a record over without blocking; its delivery, tagged `id`, is reported exactly once.
+  virtual void produce(const std::string& key, const std::string& value, uint64_t id) = 0;
+  // From now on `waiting` is called, on a client thread, whenever deliveries may be waiting to be
+  // taken. It must be quick: it only tells the owner to come and take them.
+  virtual void notify_deliveries(std::function<void()> waiting) = 0;
+  // The deliveries reported since the last call, without blocking.
+  virtual std::vector<delivery> take_deliveries() = 0;
   // Waits up to `timeout` for every record handed over to be delivered or failed; false if some
   // are still outstanding.
   virtual bool flush(std::chrono::milliseconds timeout) = 0;

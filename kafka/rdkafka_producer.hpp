@@ -3,7 +3,7 @@
 #pragma once
 
 #include <atomic>
-#include <thread>
+#include <mutex>
 
 #include <librdkafka/rdkafka.h>
 
@@ -12,24 +12,35 @@
 
 namespace uas::kafka {
 
+// No thread of ours waits on librdkafka: when its report queue turns non-empty, librdkafka's own
+// thread calls the owner's notification, and the owner serves the queue without blocking
+// (take_deliveries). A batch of acknowledgements thus costs one wake-up and one message.
 class rdkafka_producer final : public producer_client {
 public:
   rdkafka_producer(const config& cfg, const std::string& bootstrap);
   ~rdkafka_producer() override;
 
-  void produce(const std::string& key, const std::string& value,
-               delivery_handler on_delivery) override;
+  void produce(const std::string& key, const std::string& value, uint64_t id) override;
+  void notify_deliveries(std::function<void()> waiting) override;
+  std::vector<delivery> take_deliveries() override;
   bool flush(std::chrono::milliseconds timeout) override;
 
   // Whether a broker connection is up, as of librdkafka's last statistics (at most 1 s old).
   bool brokers_up() const { return brokers_up_.load(); }
 
 private:
+  static void on_delivery_report(rd_kafka_t*, const rd_kafka_message_t* msg, void* self);
+  static int on_statistics(rd_kafka_t*, char* json, size_t len, void* self);
+  static void on_reports_waiting(rd_kafka_t*, void* self);
+  void report(uint64_t id, std::string error);
+
   rd_kafka_t* client_;
+  rd_kafka_queue_t* reports_ = nullptr; // librdkafka's main queue: reports and statistics
   std::string topic_;
-  std::atomic<bool> polling_{true};
   std::atomic<bool> brokers_up_{false};
-  std::thread poller_; // serves delivery reports, so no actor ever waits on librdkafka
+  std::function<void()> waiting_;
+  std::mutex mutex_; // reports are served wherever librdkafka is polled: the owner, or flush
+  std::vector<delivery> delivered_;
 };
 
 } // namespace uas::kafka

@@ -9,6 +9,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <caf/actor_system.hpp>
@@ -28,7 +29,7 @@ public:
   struct produced_record {
     std::string key;
     std::string value;
-    kafka::delivery_handler on_delivery;
+    uint64_t id;
     bool reported = false;
   };
 
@@ -42,15 +43,18 @@ public:
   void acknowledge(size_t i) { report(i, ""); }
   void fail(size_t i, std::string reason) { report(i, std::move(reason)); }
 
-  void produce(const std::string& key, const std::string& value,
-               kafka::delivery_handler on_delivery) override {
-    produced.push_back({key, value, std::move(on_delivery)});
+  void produce(const std::string& key, const std::string& value, uint64_t id) override {
+    produced.push_back({key, value, id});
     if (!scripted.empty()) {
       auto outcome = scripted.front();
       scripted.pop_front();
       report(produced.size() - 1, outcome);
     }
   }
+
+  void notify_deliveries(std::function<void()> waiting) override { waiting_ = std::move(waiting); }
+
+  std::vector<kafka::delivery> take_deliveries() override { return std::exchange(reports, {}); }
 
   bool flush(std::chrono::milliseconds) override { return true; }
 
@@ -60,10 +64,14 @@ private:
     if (r.reported)
       throw std::logic_error{"record reported twice"};
     r.reported = true;
-    r.on_delivery(std::move(outcome));
+    reports.push_back({r.id, std::move(outcome)});
+    if (waiting_)
+      waiting_();
   }
 
   std::deque<std::string> scripted;
+  std::vector<kafka::delivery> reports;
+  std::function<void()> waiting_;
 };
 
 // A consumer client that records each commit.

@@ -40,6 +40,9 @@ settings common(const config& cfg, const std::string& bootstrap) {
     {"reconnect.backoff.max.ms", "1000"},
     // Readiness and kafka_up come from these statistics: broker and group states, every second.
     {"statistics.interval.ms", "1000"},
+    // A 201 waits for its produce request's answer: Nagle's algorithm would hold a small request
+    // back while an earlier one is unacknowledged (measured: about 5 % more POSTs a second).
+    {"socket.nagle.disable", "true"},
   };
 }
 

@@ -182,3 +182,19 @@ TEST_CASE("timestamps: UTC, milliseconds, Z") {
   CHECK_FALSE(is_utc_timestamp("2026-11-24 01:52:00.047Z"));
   CHECK_FALSE(is_utc_timestamp("2026-11-24T01:52:00.Z"));
 }
+
+TEST_CASE("a field named twice is refused, whichever value would have counted") {
+  CHECK(only_problem(R"({"userId":"u","eventType":"LOGIN","userId":"mallory"})") == "userId");
+  auto r = parse_event_request(R"({"userId":"u","eventType":"LOGIN","userId":"mallory"})");
+  CHECK(r.errors[0].message == "userId appears more than once");
+  // On the topic too: such a message is skipped, not stored under one of its ids.
+  auto m = parse_event_message(
+    R"({"eventId":"a","eventId":"b","userId":"u","eventType":"LOGIN","timestamp":"2026-11-24T01:52:00.047Z"})");
+  CHECK(fields_of(m) == std::set<std::string>{"eventId"});
+}
+
+TEST_CASE("a body that is not JSON is told where it stops being JSON") {
+  auto r = parse_event_request(R"({"userId":"u","eventType":LOGIN})");
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].message == "body is not valid JSON (at byte 26)");
+}

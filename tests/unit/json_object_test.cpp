@@ -132,7 +132,7 @@ TEST_CASE("a JSON text that is no object says what it is") {
     auto r = json::read_object(text);
     CHECK(r.why == json::failure::not_object);
     CHECK(r.found == found);
-    CHECK(json::name_of(found) == nlohmann_json::parse(text).type_name());
+    CHECK(std::string{json::name_of(found)} == nlohmann_json::parse(text).type_name());
   }
 }
 

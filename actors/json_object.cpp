@@ -55,38 +55,22 @@ public:
       result.found = k;
       return result;
     }
-    ++i_;
-    ++depth_;
+    enter();
     result.members.reserve(8); // an event's five members and a few more, without regrowing
-    skip_space();
-    if (peek() == '}') {
-      ++i_;
-      return at_end() ? result : fail(result);
-    }
-    while (true) {
+    bool read = sequence('}', nullptr, [&] {
       member m;
-      skip_space();
-      if (peek() != '"' || !string(&m.key, nullptr))
-        return fail(result);
-      skip_space();
-      if (peek() != ':')
-        return fail(result);
-      ++i_;
-      skip_space();
+      if (!key(&m.key, nullptr))
+        return false;
+      // Strings are decoded; anything else is kept as compact text.
       std::string* decoded = peek() == '"' ? &m.value : nullptr;
       if (!value(m.type, decoded, decoded ? nullptr : &m.value))
-        return fail(result);
+        return false;
       result.members.push_back(std::move(m));
-      skip_space();
-      if (peek() == ',') {
-        ++i_;
-        continue;
-      }
-      if (peek() != '}')
-        return fail(result);
-      ++i_;
-      return at_end() ? result : fail(result);
-    }
+      return true;
+    });
+    if (!read || !at_end())
+      fail(result);
+    return result;
   }
 
 private:
@@ -180,16 +164,15 @@ private:
     return true;
   }
 
-  bool array(std::string* compact) {
-    if (!enter())
-      return false;
-    put(compact, "[");
+  // The elements of an array or the members of an object, up to `close`: each read by
+  // `element`, with commas between them and whitespace around every token.
+  template <class Element>
+  bool sequence(char close, std::string* compact, Element element) {
     skip_space();
-    if (peek() != ']') {
+    if (peek() != close) {
       while (true) {
         skip_space();
-        kind ignored;
-        if (!value(ignored, nullptr, compact))
+        if (!element())
           return false;
         skip_space();
         if (peek() != ',')
@@ -198,10 +181,33 @@ private:
         put(compact, ",");
       }
     }
-    if (peek() != ']')
+    if (peek() != close)
       return false;
     ++i_;
     --depth_;
+    return true;
+  }
+
+  // A member's key and its colon, leaving the reader at the value.
+  bool key(std::string* decoded, std::string* compact) {
+    if (peek() != '"' || !string(decoded, compact))
+      return false;
+    skip_space();
+    if (peek() != ':')
+      return false;
+    ++i_;
+    put(compact, ":");
+    skip_space();
+    return true;
+  }
+
+  bool array(std::string* compact) {
+    if (!enter())
+      return false;
+    put(compact, "[");
+    kind ignored;
+    if (!sequence(']', compact, [&] { return value(ignored, nullptr, compact); }))
+      return false;
     put(compact, "]");
     return true;
   }
@@ -210,32 +216,10 @@ private:
     if (!enter())
       return false;
     put(compact, "{");
-    skip_space();
-    if (peek() != '}') {
-      while (true) {
-        skip_space();
-        if (peek() != '"' || !string(nullptr, compact))
-          return false;
-        skip_space();
-        if (peek() != ':')
-          return false;
-        ++i_;
-        put(compact, ":");
-        skip_space();
-        kind ignored;
-        if (!value(ignored, nullptr, compact))
-          return false;
-        skip_space();
-        if (peek() != ',')
-          break;
-        ++i_;
-        put(compact, ",");
-      }
-    }
-    if (peek() != '}')
+    kind ignored;
+    if (!sequence('}', compact,
+                  [&] { return key(nullptr, compact) && value(ignored, nullptr, compact); }))
       return false;
-    ++i_;
-    --depth_;
     put(compact, "}");
     return true;
   }

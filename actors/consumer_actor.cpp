@@ -138,7 +138,10 @@ consumer(self_pointer self, store_actor store, std::shared_ptr<kafka::consumer_c
   self->state.store = std::move(store);
   self->state.client = std::move(client);
   return {
-    [=](records_atom, const std::vector<kafka::record>& batch) { process(self, batch); },
+    [=](records_atom, const std::vector<kafka::record>& batch) {
+      process(self, batch);
+      return ok_atom::value;
+    },
     [=](commit_atom) {
       auto& st = self->state;
       st.commit_scheduled = false;
@@ -169,7 +172,14 @@ consumer(self_pointer self, store_actor store, std::shared_ptr<kafka::consumer_c
 }
 
 void consumer_bridge::on_records(std::vector<kafka::record> batch) {
-  caf::anon_send(actor_, records_atom::value, std::move(batch));
+  // Waits for the actor to take the batch. Unpaced, this thread read a backlog into the actor's
+  // mailbox as fast as the broker sent it, and the memory that held it stayed with the process.
+  caf::scoped_actor self{sys_};
+  self->request(actor_, caf::infinite, records_atom::value, std::move(batch))
+    .receive([](ok_atom) {},
+             [&](caf::error& err) {
+               log::warn("Consumer did not take a batch", {{"error", sys_.render(err)}});
+             });
 }
 
 std::vector<kafka::partition_offset>

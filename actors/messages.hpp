@@ -74,8 +74,9 @@ using producer_actor_impl = producer_actor::extend<
 
 // Turns records from the topic into stored events and commits what is done.
 using consumer_actor = caf::typed_actor<
-  // A batch polled from the topic.
-  caf::reacts_to<records_atom, std::vector<kafka::record>>,
+  // A batch polled from the topic; answered once its events are on their way to the store, so
+  // the polling thread never reads more than a batch ahead of the actor.
+  caf::replies_to<records_atom, std::vector<kafka::record>>::with<ok_atom>,
   // These partitions are leaving: answers the positions done in them, to commit before they go.
   caf::replies_to<revoke_atom, std::vector<kafka::partition_offset>>::with<
     std::vector<kafka::partition_offset>>>;

@@ -187,3 +187,16 @@ TEST_CASE_METHOD(consumer_fixture, "on revocation the consumer answers what is d
   commit_due();
   CHECK(client->committed(topic, 0) == 2);
 }
+
+TEST_CASE_METHOD(consumer_fixture, "a batch is answered once taken, before the store has answered") {
+  // The polling thread waits for this answer before it reads on: it must not wait for the store.
+  auto s = spawn(held_store);
+  auto c = spawn_consumer(s);
+  auto taken = request<ok_atom>(c, records_atom::value,
+                                std::vector<kafka::record>{make_record(0, 0, event_json("e1"))});
+  CHECK(taken->value.has_value());
+  CHECK(client->commits.empty()); // the store holds its answer, so nothing is done yet
+  release(s, 0);
+  commit_due();
+  CHECK(client->committed(topic, 0) == 1);
+}

@@ -123,33 +123,33 @@ private:
     return true;
   }
 
+  // A run of digits; false if there is none.
+  bool digits() {
+    size_t from = i_;
+    while (is_digit(peek()))
+      ++i_;
+    return i_ > from;
+  }
+
   bool number(std::string* compact) {
     size_t start = i_;
     if (peek() == '-')
       ++i_;
-    if (peek() == '0') {
-      ++i_;
-    } else if (is_digit(peek())) {
-      while (is_digit(peek()))
-        ++i_;
-    } else {
+    if (peek() == '0')
+      ++i_; // no leading zeros: "01" stops being JSON after the 0
+    else if (!digits())
       return false;
-    }
     if (peek() == '.') {
       ++i_;
-      if (!is_digit(peek()))
+      if (!digits())
         return false;
-      while (is_digit(peek()))
-        ++i_;
     }
     if (peek() == 'e' || peek() == 'E') {
       ++i_;
       if (peek() == '+' || peek() == '-')
         ++i_;
-      if (!is_digit(peek()))
+      if (!digits())
         return false;
-      while (is_digit(peek()))
-        ++i_;
     }
     put(compact, s_.substr(start, i_ - start));
     return true;

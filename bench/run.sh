@@ -54,19 +54,32 @@ wait_for "$work/broker.out" ":"
 broker=$(head -1 "$work/broker.out")
 echo "broker: $broker"
 
-echo "== POST /events/generate: wrk, 32 connections, 10 s"
-start_service LOG_LEVEL=warn
-rss_idle=$(rss_kib) # a ready service with an empty store: the baseline for memory per event
-curl -s -X POST "localhost:$port/events/generate" -H 'Content-Type: application/json' \
-  -d '{"userId":"warm","eventType":"LOGIN"}' >/dev/null
-wrk_post "$port" | tee "$work/service.txt"
-stop_service
-echo "== the same against the static cpp-httplib ceiling"
+echo "== POST /events/generate, 32 connections, 10 s: the service, then the static cpp-httplib ceiling"
+# This machine's speed drifts between runs (the ceiling alone varies by a quarter), so three
+# rounds alternate the two, each with a fresh service, and the medians make the ratio.
 ceiling_port=$(free_port)
 "$bin/bench/bench_ceiling_server" "$ceiling_port" &
 pids+=($!)
-sleep 0.5
-wrk_post "$ceiling_port" | tee "$work/ceiling.txt"
+for round in 1 2 3; do
+  start_service LOG_LEVEL=warn
+  # A ready service with an empty store: the baseline for memory per event.
+  [ "$round" = 1 ] && rss_idle=$(rss_kib)
+  curl -s -X POST "localhost:$port/events/generate" -H 'Content-Type: application/json' \
+    -d '{"userId":"warm","eventType":"LOGIN"}' >/dev/null
+  wrk_post "$port" >"$work/service-$round.txt"
+  stop_service
+  wrk_post "$ceiling_port" >"$work/ceiling-$round.txt"
+  echo "round $round: service $(field rps "$work/service-$round.txt") req/s" \
+    "(p99 $(field p99_ms "$work/service-$round.txt") ms), ceiling $(field rps "$work/ceiling-$round.txt") req/s"
+done
+# figure KIND [median|max|sum]: one figure over the three rounds
+over_rounds() {
+  for round in 1 2 3; do field "$1" "$work/$2-$round.txt"; done | sort -n | case "$3" in
+    median) sed -n 2p ;;
+    max) tail -1 ;;
+    sum) awk '{ s += $1 } END { print s }' ;;
+  esac
+}
 
 echo "== consumer drain: 100,000 events produced straight to the topic, then consumed by a new group"
 "$bin/bench/bench_produce" "$broker" drain-events 100000
@@ -115,14 +128,14 @@ PY
 read -r acked stored e2e_p50 e2e_p99 <<<"$e2e"
 echo "acked $acked stored $stored e2e_p50_ms $e2e_p50 e2e_p99_ms $e2e_p99"
 
-rps=$(field rps "$work/service.txt"); ceiling=$(field rps "$work/ceiling.txt")
+rps=$(over_rounds rps service median); ceiling=$(over_rounds rps ceiling median)
 ratio=$(echo "$rps / $ceiling" | bc -l)
 echo
 echo "| figure | measured | must | goal |"
 echo "|---|---|---|---|"
-printf '| POST throughput / ceiling | %.0f / %.0f req/s = %.2f | >= 0.5 | >= 0.8 |\n' "$rps" "$ceiling" "$ratio"
-printf '| POST p50 / p99 | %s / %s ms | p99 <= 10 ms | p99 <= 5 ms |\n' "$(field p50_ms "$work/service.txt")" "$(field p99_ms "$work/service.txt")"
-printf '| non-2xx under load | %s | 0 | 0 |\n' "$(field not_201 "$work/service.txt")"
+printf '| POST throughput / ceiling (medians of 3) | %.0f / %.0f req/s = %.2f | >= 0.5 | >= 0.8 |\n' "$rps" "$ceiling" "$ratio"
+printf '| POST p50 (median) / p99 (worst of 3) | %s / %s ms | p99 <= 10 ms | p99 <= 5 ms |\n' "$(over_rounds p50_ms service median)" "$(over_rounds p99_ms service max)"
+printf '| non-2xx under load | %s | 0 | 0 |\n' "$(over_rounds not_201 service sum)"
 printf '| drain | %.0f events/s | >= 50k | >= 200k |\n' "$drain_rate"
 printf '| end to end p50 / p99 at 1,000/s | %s / %s ms | p99 <= 200 ms | p99 <= 20 ms |\n' "$e2e_p50" "$e2e_p99"
 printf '| memory per stored event | %s B | <= 1 KiB | <= 400 B |\n' "$bytes_per_event"

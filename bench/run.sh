@@ -72,7 +72,7 @@ for round in 1 2 3; do
   echo "round $round: service $(field rps "$work/service-$round.txt") req/s" \
     "(p99 $(field p99_ms "$work/service-$round.txt") ms), ceiling $(field rps "$work/ceiling-$round.txt") req/s"
 done
-# figure KIND [median|max|sum]: one figure over the three rounds
+# over_rounds FIELD service|ceiling median|max|sum: one figure over the three rounds
 over_rounds() {
   for round in 1 2 3; do field "$1" "$work/$2-$round.txt"; done | sort -n | case "$3" in
     median) sed -n 2p ;;

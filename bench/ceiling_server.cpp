@@ -2,20 +2,19 @@
 // POST /events/generate with a fixed 201 and doing nothing else.
 #include <iostream>
 
-#include <httplib.h>
+#include "http/tuning.hpp"
 
 int main(int argc, char** argv) {
   int port = argc > 1 ? std::atoi(argv[1]) : 3100;
   httplib::Server server;
-  server.set_tcp_nodelay(true);
-  server.set_keep_alive_max_count(1'000'000);
-  server.new_task_queue = [] { return new httplib::ThreadPool(64); };
+  uas::tune_for_load(server, 64);
   server.Post("/events/generate", [](const httplib::Request&, httplib::Response& res) {
     res.status = 201;
     res.set_content(R"({"eventId":"3b6f1c4e-0000-4000-8000-000000000001"})", "application/json");
   });
-  if (!server.listen("127.0.0.1", port)) {
+  if (uas::bind_for_load(server, "127.0.0.1", port) < 0) {
     std::cerr << "cannot listen on " << port << "\n";
     return 1;
   }
+  server.listen_after_bind();
 }

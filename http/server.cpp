@@ -12,6 +12,7 @@
 #include "actors/log.hpp"
 #include "actors/metrics.hpp"
 #include "http/http_actor.hpp"
+#include "http/tuning.hpp"
 
 namespace uas {
 
@@ -120,13 +121,8 @@ struct http_server::impl {
   }
 
   void configure() {
-    // httplib's defaults stall a keep-alive client: Nagle's 40 ms delay, and a new connection
-    // every 5 requests.
-    server.set_tcp_nodelay(true);
-    server.set_keep_alive_max_count(1'000'000);
+    tune_for_load(server, static_cast<size_t>(cfg.http_threads));
     server.set_payload_max_length(max_body_bytes);
-    auto threads = static_cast<size_t>(cfg.http_threads);
-    server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
       if (res.status == 404) {
         if (auto it = allowed_methods.find(req.path); it != allowed_methods.end()) {
@@ -227,10 +223,7 @@ http_server::~http_server() {
 
 int http_server::start() {
   auto& server = impl_->server;
-  int port = impl_->cfg.port == 0 ? server.bind_to_any_port("0.0.0.0")
-                                  : (server.bind_to_port("0.0.0.0", impl_->cfg.port)
-                                       ? impl_->cfg.port
-                                       : -1);
+  int port = bind_for_load(server, "0.0.0.0", impl_->cfg.port);
   if (port < 0)
     throw std::runtime_error{"cannot listen on port " + std::to_string(impl_->cfg.port)};
   impl_->listener = std::thread{[&server] { server.listen_after_bind(); }};

@@ -177,6 +177,11 @@ int service_process::stop(int signal, std::chrono::milliseconds timeout) {
   return wait_exit(timeout);
 }
 
+void service_process::signal(int signal) {
+  if (status_ == -1)
+    kill(pid_, signal);
+}
+
 std::string external_broker::read_topic() const {
   return run_command("kcat -b " + broker.address() + " -C -t " + topic
                      + " -o beginning -e -q -f '%k\\t%s\\n'")

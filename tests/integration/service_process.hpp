@@ -54,6 +54,8 @@ public:
 
   // Sends a signal; returns the exit status once the process ends, or -1 after `timeout`.
   int stop(int signal = 15, std::chrono::milliseconds timeout = 15s);
+  // Sends a signal and returns at once: SIGSTOP stalls the whole process, SIGCONT resumes it.
+  void signal(int signal);
   // The exit status once the process ends by itself, or -1 after `timeout`.
   int wait_exit(std::chrono::milliseconds timeout);
   bool running();

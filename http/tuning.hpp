@@ -1,0 +1,20 @@
+// cpp-httplib set up for many concurrent keep-alive clients. Its defaults stall them: Nagle's
+// 40 ms delay, a new connection every 5 requests, 8 worker threads, and an accept queue of 5.
+// The service and the benchmark's ceiling server both use this, so that the two compare alike.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include <httplib.h>
+
+namespace uas {
+
+// No Nagle delay, keep-alive connections kept open, `threads` workers.
+void tune_for_load(httplib::Server& server, size_t threads);
+
+// Binds host:port (port 0: any free one) with an accept queue as deep as the system allows;
+// the bound port, or -1.
+int bind_for_load(httplib::Server& server, const std::string& host, int port);
+
+} // namespace uas

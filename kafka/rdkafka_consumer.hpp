@@ -34,6 +34,9 @@ private:
                            rd_kafka_topic_partition_list_t* partitions, void* opaque);
   void poll_loop();
 
+  // After this many records, the first poll that finds nothing returns free memory to the system.
+  static constexpr size_t trim_after_records = 10'000;
+
   rd_kafka_t* client_;
   std::string topic_;
   consumer_listener* listener_ = nullptr;

@@ -1,5 +1,9 @@
 #include "actors/store_actor.hpp"
 
+#include <algorithm>
+#include <cstring>
+#include <functional>
+
 #include "actors/metrics.hpp"
 
 namespace uas {
@@ -9,32 +13,92 @@ namespace {
 // Where to_json puts the eventId's text: right after {"eventId":"
 constexpr size_t id_offset = sizeof(R"({"eventId":")") - 1;
 
+uint32_t hash_of(std::string_view id) {
+  return static_cast<uint32_t>(std::hash<std::string_view>{}(id));
+}
+
 } // namespace
 
+std::string_view text_arena::keep(std::string_view text) {
+  if (used_ + text.size() > block_size || blocks_.empty()) {
+    // A text longer than a block gets a block of its own size.
+    blocks_.push_back(std::make_unique<char[]>(std::max(block_size, text.size())));
+    used_ = 0;
+  }
+  char* at = blocks_.back().get() + used_;
+  std::memcpy(at, text.data(), text.size());
+  used_ += text.size();
+  return {at, text.size()};
+}
+
+void text_arena::clear() {
+  blocks_.clear();
+  used_ = block_size;
+}
+
+size_t store_state::slot_of(std::string_view id, uint32_t hash) const {
+  size_t mask = slots.size() - 1;
+  for (size_t i = hash & mask;; i = (i + 1) & mask) {
+    auto& s = slots[i];
+    if (s.position_plus_one == 0 || (s.hash == hash && events[s.position_plus_one - 1].id == id))
+      return i;
+  }
+}
+
+void store_state::grow() {
+  std::vector<slot> bigger(slots.size() * 2);
+  size_t mask = bigger.size() - 1;
+  for (auto& s : slots) {
+    if (s.position_plus_one == 0)
+      continue;
+    size_t i = s.hash & mask;
+    while (bigger[i].position_plus_one != 0)
+      i = (i + 1) & mask;
+    bigger[i] = s;
+  }
+  slots.swap(bigger);
+}
+
 bool store_state::add_if_new(const event& e) {
-  if (ids.count(e.event_id) > 0)
+  // At most 70 % full, so that probes stay short.
+  if ((events.size() + 1) * 10 > slots.size() * 7)
+    grow();
+  auto hash = hash_of(e.event_id);
+  auto& place = slots[slot_of(e.event_id, hash)];
+  if (place.position_plus_one != 0)
     return false;
-  const auto& text = texts.emplace_back(to_json(e));
-  std::string_view written{text.data() + id_offset, e.event_id.size()};
-  if (written == e.event_id && text[id_offset + e.event_id.size()] == '"')
-    ids.insert(written);
-  else
-    ids.insert(escaped_ids.emplace_back(e.event_id));
-  metrics::global().store_events.set(static_cast<int64_t>(texts.size()));
+  auto text = texts.keep(to_json(e));
+  std::string_view id = text.substr(id_offset, e.event_id.size());
+  if (id != e.event_id || text[id_offset + e.event_id.size()] != '"')
+    id = texts.keep(e.event_id); // escaped in the JSON: kept as it is, beside it
+  events.push_back({text, id});
+  place = {static_cast<uint32_t>(events.size()), hash};
+  metrics::global().store_events.set(static_cast<int64_t>(events.size()));
   return true;
+}
+
+bool store_state::contains(std::string_view id) const {
+  return slots[slot_of(id, hash_of(id))].position_plus_one != 0;
+}
+
+void store_state::clear() {
+  events.clear();
+  texts.clear();
+  slots.assign(initial_slots, slot{});
+  metrics::global().store_events.set(0);
 }
 
 std::string store_state::json_array() const {
   size_t size = 2;
-  for (auto& t : texts)
-    size += t.size() + 1;
+  for (auto& e : events)
+    size += e.text.size() + 1;
   std::string out;
   out.reserve(size);
   out += '[';
-  for (auto& t : texts) {
+  for (auto& e : events) {
     if (out.size() > 1)
       out += ',';
-    out += t;
+    out += e.text;
   }
   out += ']';
   return out;
@@ -51,21 +115,17 @@ store_actor::behavior_type store(store_actor::stateful_pointer<store_state> self
       return added;
     },
     [=](get_all_atom) {
-      std::vector<event> events;
-      events.reserve(self->state.texts.size());
-      for (auto& text : self->state.texts)
-        events.push_back(parse_event_message(text).value);
-      return events;
+      std::vector<event> all;
+      all.reserve(self->state.events.size());
+      for (auto& e : self->state.events)
+        all.push_back(parse_event_message(e.text).value);
+      return all;
     },
     [=](get_json_atom) { return self->state.json_array(); },
-    [=](has_atom, const std::string& id) { return self->state.ids.count(id) > 0; },
-    [=](count_atom) { return static_cast<uint64_t>(self->state.texts.size()); },
+    [=](has_atom, const std::string& id) { return self->state.contains(id); },
+    [=](count_atom) { return static_cast<uint64_t>(self->state.events.size()); },
     [=](clear_atom) {
-      auto& st = self->state;
-      st.ids.clear();
-      st.texts.clear();
-      st.escaped_ids.clear();
-      metrics::global().store_events.set(0);
+      self->state.clear();
       return ok_atom::value;
     },
   };

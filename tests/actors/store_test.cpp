@@ -80,3 +80,23 @@ TEST_CASE_METHOD(actor_fixture, "the JSON view is every event's JSON, in order")
   REQUIRE(all.size() == 3);
   CHECK(all[1] == odd);
 }
+
+TEST_CASE_METHOD(actor_fixture, "events of any size stay whole, however many are stored") {
+  auto s = spawn(store);
+  // Small events fill the store's text blocks; a payload near the 1 MiB body limit is larger
+  // than one block.
+  auto big = make_event("big");
+  big.payload = R"({"blob":")" + std::string(900 * 1024, 'x') + R"("})";
+  std::vector<event> expected;
+  for (int i = 0; i < 3000; ++i) {
+    expected.push_back(i == 1500 ? big : make_event("e" + std::to_string(i)));
+    REQUIRE(ask<bool>(s, add_if_new_atom::value, expected.back()));
+  }
+  CHECK_FALSE(ask<bool>(s, add_if_new_atom::value, big));
+  auto all = ask<std::vector<event>>(s, get_all_atom::value);
+  REQUIRE(all.size() == expected.size());
+  CHECK(all.front() == expected.front());
+  CHECK(all[1500] == big);
+  CHECK(all.back() == expected.back());
+  CHECK(all == expected);
+}

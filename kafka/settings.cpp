@@ -41,7 +41,7 @@ settings common(const config& cfg, const std::string& bootstrap) {
     // Readiness and kafka_up come from these statistics: broker and group states, every second.
     {"statistics.interval.ms", "1000"},
     // A 201 waits for its produce request's answer: Nagle's algorithm would hold a small request
-    // back while an earlier one is unacknowledged (measured: about 5 % more POSTs a second).
+    // back while an earlier one is unacknowledged (docs/performance.md, "Second round").
     {"socket.nagle.disable", "true"},
   };
 }
@@ -61,9 +61,9 @@ settings producer_settings(const config& cfg, const std::string& bootstrap) {
     // How long an event waits for company before its batch goes out. Under load POSTs arrive
     // in waves (one acknowledgement answers a few dozen, whose clients then send again
     // together), so this wait is most of a POST's time at the broker. librdkafka's broker thread
-    // sleeps in whole milliseconds, but an event queued after the deadline wakes it, which
-    // under load comes soon: 0.5 took 7.5 % more POSTs a second than 1 (6 of 6 alternating
-    // pairs). At 0 the thread spins while the five requests idempotence allows are in flight.
+    // sleeps in whole milliseconds, but under load an event queued after the deadline soon wakes
+    // it; at 0 the thread spins while the five requests idempotence allows are in flight
+    // (docs/performance.md, session 5).
     {"linger.ms", "0.5"},
     // The same key-to-partition mapping as the Java client and kafkajs.
     {"partitioner", "murmur2_random"},

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark: builds Release, runs the service against a Kafka-protocol broker in its own
 # process, and prints the figures issue 6 asks for next to their targets. Load goes to 127.0.0.1
-# only; every process started here is stopped on exit. Takes about two minutes.
+# only; every process started here is stopped on exit. Takes about three minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/install-deps.sh bench
@@ -55,12 +55,14 @@ broker=$(head -1 "$work/broker.out")
 echo "broker: $broker"
 
 echo "== POST /events/generate, 32 connections, 10 s: the service, then the static cpp-httplib ceiling"
-# This machine's speed drifts between runs (the ceiling alone varies by a quarter), so three
-# rounds alternate the two, each with a fresh service, and the medians make the ratio.
+# This machine's speed drifts from one 10-second run to the next (the ceiling alone by a quarter,
+# the service more), so five rounds alternate the two, each with a fresh service, and the medians
+# make the ratio: one lucky or unlucky round cannot decide it.
+rounds=5
 ceiling_port=$(free_port)
 "$bin/bench/bench_ceiling_server" "$ceiling_port" &
 pids+=($!)
-for round in 1 2 3; do
+for round in $(seq "$rounds"); do
   start_service LOG_LEVEL=warn
   # A ready service with an empty store: the baseline for memory per event.
   [ "$round" = 1 ] && rss_idle=$(rss_kib)
@@ -72,10 +74,10 @@ for round in 1 2 3; do
   echo "round $round: service $(field rps "$work/service-$round.txt") req/s" \
     "(p99 $(field p99_ms "$work/service-$round.txt") ms), ceiling $(field rps "$work/ceiling-$round.txt") req/s"
 done
-# over_rounds FIELD service|ceiling median|max|sum: one figure over the three rounds
+# over_rounds FIELD service|ceiling median|max|sum: one figure over the rounds
 over_rounds() {
-  for round in 1 2 3; do field "$1" "$work/$2-$round.txt"; done | sort -n | case "$3" in
-    median) sed -n 2p ;;
+  for round in $(seq "$rounds"); do field "$1" "$work/$2-$round.txt"; done | sort -n | case "$3" in
+    median) sed -n "$(( (rounds + 1) / 2 ))p" ;;
     max) tail -1 ;;
     sum) awk '{ s += $1 } END { print s }' ;;
   esac
@@ -133,8 +135,8 @@ ratio=$(echo "$rps / $ceiling" | bc -l)
 echo
 echo "| figure | measured | must | goal |"
 echo "|---|---|---|---|"
-printf '| POST throughput / ceiling (medians of 3) | %.0f / %.0f req/s = %.2f | >= 0.5 | >= 0.8 |\n' "$rps" "$ceiling" "$ratio"
-printf '| POST p50 (median) / p99 (worst of 3) | %s / %s ms | p99 <= 10 ms | p99 <= 5 ms |\n' "$(over_rounds p50_ms service median)" "$(over_rounds p99_ms service max)"
+printf "| POST throughput / ceiling (medians of $rounds) | %.0f / %.0f req/s = %.2f | >= 0.5 | >= 0.8 |\n" "$rps" "$ceiling" "$ratio"
+printf "| POST p50 (median) / p99 (worst of $rounds) | %s / %s ms | p99 <= 10 ms | p99 <= 5 ms |\n" "$(over_rounds p50_ms service median)" "$(over_rounds p99_ms service max)"
 printf '| non-2xx under load | %s | 0 | 0 |\n' "$(over_rounds not_201 service sum)"
 printf '| drain | %.0f events/s | >= 50k | >= 200k |\n' "$drain_rate"
 printf '| end to end p50 / p99 at 1,000/s | %s / %s ms | p99 <= 200 ms | p99 <= 20 ms |\n' "$e2e_p50" "$e2e_p99"

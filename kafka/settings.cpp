@@ -59,7 +59,7 @@ settings producer_settings(const config& cfg, const std::string& bootstrap) {
     // A request body may be 1 MiB; its event, with eventId and timestamp added, a little more.
     {"message.max.bytes", std::to_string(2 * 1024 * 1024)},
     // How long an event waits for company before its batch goes out, and how much company is
-    // enough. Under load POSTs arrive in waves (one acknowledgement answers a few dozen, whose
+    // enough. Under load POSTs arrive in waves (one acknowledgement answers a whole batch, whose
     // clients then send again together): a batch of 16 goes as soon as it is full instead of
     // waiting out the linger while the cores idle. A smaller one waits at most 1 ms; librdkafka's
     // broker thread sleeps in whole milliseconds anyway, and at 0 it spins while the five

@@ -1,7 +1,9 @@
 // What operators see: /metrics in the Prometheus text format, JSON log lines, and readiness.
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <regex>
+#include <thread>
 
 #include "service_process.hpp"
 
@@ -34,6 +36,17 @@ std::map<std::string, double> scrape(const service_process& s) {
   REQUIRE(r->status == 200);
   CHECK_THAT(r->get_header_value("Content-Type"), Catch::StartsWith("text/plain; version=0.0.4"));
   return parse_prometheus(r->body);
+}
+
+// A request is counted once its answer has been written, so a scrape sent right after that answer
+// arrived may race its count: scrapes again until `series` reads `expected` or two seconds pass.
+double settled(const service_process& s, const std::string& series, double expected) {
+  double value = scrape(s)[series];
+  for (int i = 0; i < 100 && value != expected; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds{20});
+    value = scrape(s)[series];
+  }
+  return value;
 }
 
 } // namespace
@@ -74,7 +87,8 @@ TEST_CASE("/metrics counts what happened") {
   // Stray paths share one series rather than growing new ones.
   service.client().Get("/no/such/path");
   service.client().Get("/another");
-  CHECK(scrape(service)[R"(http_requests_total{method="GET",route="unmatched",status="404"})"] == 2);
+  CHECK(settled(service, R"(http_requests_total{method="GET",route="unmatched",status="404"})", 2)
+        == 2);
 }
 
 TEST_CASE("with LOG_FORMAT=json every line is a JSON object and an event can be followed") {

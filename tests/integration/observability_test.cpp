@@ -41,9 +41,10 @@ std::map<std::string, double> scrape(const service_process& s) {
 // A request is counted once its answer has been written, so a scrape sent right after that answer
 // arrived may race its count: scrapes again until `series` reads `expected` or two seconds pass.
 double settled(const service_process& s, const std::string& series, double expected) {
+  auto deadline = std::chrono::steady_clock::now() + 2s;
   double value = scrape(s)[series];
-  for (int i = 0; i < 100 && value != expected; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds{20});
+  while (value != expected && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
     value = scrape(s)[series];
   }
   return value;

@@ -10,7 +10,8 @@
 
 namespace uas {
 
-// No Nagle delay, keep-alive connections kept open, `threads` workers.
+// No Nagle delay, keep-alive connections kept open, `threads` workers that do not preempt the
+// thread that wakes them (SCHED_BATCH).
 void tune_for_load(httplib::Server& server, size_t threads);
 
 // Binds host:port (port 0: any free one) with an accept queue as deep as the system allows;

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <cstdint>
-#include <future>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,6 +16,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/event.hpp"
+#include "http/reply_box.hpp"
 #include "kafka/clients.hpp"
 
 namespace uas {
@@ -88,14 +88,13 @@ using consumer_actor_impl = consumer_actor::extend<
 
 // -- http ---------------------------------------------------------------------
 
-// Where an HTTP worker thread waits for an actor's answer. The HTTP server's threads are not
-// actors, so they hand the http actor a promise and block on its future.
-template <class T>
-using reply_slot = std::shared_ptr<std::promise<T>>;
+// The HTTP server's threads are not actors: each hands the http actor a box for the answer.
+using reply_slot = std::shared_ptr<reply_box>;
 
-// A publish's outcome: empty when the broker acknowledged the event, else why not.
-using publish_reply = reply_slot<std::string>;
-using processed_reply = reply_slot<std::string>;
+// A publish's outcome: answered when the broker acknowledged the event, else failed with why.
+using publish_reply = reply_slot;
+// Every stored event as a JSON array, or why not.
+using processed_reply = reply_slot;
 
 // Turns each HTTP route into a typed request to the actor that owns the answer.
 using http_actor = caf::typed_actor<
@@ -106,5 +105,5 @@ using http_actor = caf::typed_actor<
 
 } // namespace uas
 
-// Promises are local by nature: they never cross a process boundary, so need no serialization.
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(uas::reply_slot<std::string>) // publish_reply, processed_reply
+// Reply boxes are local by nature: they never cross a process boundary, so need no serialization.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(uas::reply_slot) // publish_reply, processed_reply

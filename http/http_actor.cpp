@@ -1,7 +1,5 @@
 #include "http/http_actor.hpp"
 
-#include <stdexcept>
-
 #include <caf/event_based_actor.hpp>
 
 namespace uas {
@@ -13,19 +11,16 @@ http_actor::behavior_type http(http_actor::stateful_pointer<http_state> self,
   return {
     [=](publish_atom, event& e, const publish_reply& reply) {
       self->request(self->state.producer, caf::infinite, publish_atom::value, std::move(e))
-        .then([=](ok_atom) { reply->set_value({}); },
+        .then([=](ok_atom) { reply->answer({}); },
               [=](caf::error& err) {
                 auto why = self->system().render(err);
-                reply->set_value(why.empty() ? "publish failed" : why);
+                reply->fail(why.empty() ? "publish failed" : why);
               });
     },
     [=](get_json_atom, const processed_reply& reply) {
       self->request(self->state.store, caf::infinite, get_json_atom::value)
-        .then([=](std::string& body) { reply->set_value(std::move(body)); },
-              [=](caf::error& err) {
-                reply->set_exception(std::make_exception_ptr(
-                  std::runtime_error{"store failed: " + self->system().render(err)}));
-              });
+        .then([=](std::string& body) { reply->answer(std::move(body)); },
+              [=](caf::error& err) { reply->fail("store failed: " + self->system().render(err)); });
     },
   };
 }

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cctype>
 #include <map>
+#include <stdexcept>
 #include <thread>
 
 #include <httplib.h>
@@ -112,12 +113,8 @@ struct http_server::impl {
 
   // Waits for an actor's answer; false if shutdown gave up on it first (a publish retrying
   // through a broker outage can take far longer than a shutdown may).
-  template <class T>
-  bool await(std::future<T>& outcome) {
-    while (outcome.wait_for(std::chrono::milliseconds{50}) != std::future_status::ready)
-      if (abandoning.load())
-        return false;
-    return true;
+  bool await(reply_box& outcome) {
+    return outcome.wait(std::chrono::milliseconds{50}, [this] { return abandoning.load(); });
   }
 
   void configure() {
@@ -171,25 +168,25 @@ struct http_server::impl {
         return reply(res, 400, {{"message", "Invalid request payload"}, {"errors", errors}});
       }
       auto id = parsed.value.event_id;
-      auto slot = std::make_shared<std::promise<std::string>>();
-      auto outcome = slot->get_future();
-      caf::anon_send(relay, publish_atom::value, std::move(parsed.value), slot);
-      if (!await(outcome))
+      auto outcome = std::make_shared<reply_box>();
+      caf::anon_send(relay, publish_atom::value, std::move(parsed.value), outcome);
+      if (!await(*outcome))
         return reply_message(res, 503, "Service is shutting down");
-      if (auto error = outcome.get(); !error.empty())
+      if (!outcome->error().empty())
         return reply_message(res, 500, "Failed to publish event");
       res.status = 201; // the id is ours, a UUID: nothing in it needs escaping
       res.set_content(R"({"eventId":")" + id + R"("})", "application/json");
     }));
     server.Get("/events/processed", guarded([this](const httplib::Request&,
                                                    httplib::Response& res) {
-      auto slot = std::make_shared<std::promise<std::string>>();
-      auto outcome = slot->get_future();
-      caf::anon_send(relay, get_json_atom::value, slot);
-      if (!await(outcome))
+      auto outcome = std::make_shared<reply_box>();
+      caf::anon_send(relay, get_json_atom::value, outcome);
+      if (!await(*outcome))
         return reply_message(res, 503, "Service is shutting down");
+      if (!outcome->error().empty())
+        throw std::runtime_error{outcome->error()}; // logged and answered 500 by the handler
       res.status = 200;
-      res.set_content(outcome.get(), "application/json");
+      res.set_content(std::move(outcome->body()), "application/json");
     }));
     // Liveness: answers while the process lives, shutdown included.
     server.Get("/health", [](const httplib::Request&, httplib::Response& res) {

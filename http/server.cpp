@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include <pthread.h>
+
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
@@ -223,7 +225,10 @@ int http_server::start() {
   int port = bind_for_load(server, "0.0.0.0", impl_->cfg.port);
   if (port < 0)
     throw std::runtime_error{"cannot listen on port " + std::to_string(impl_->cfg.port)};
-  impl_->listener = std::thread{[&server] { server.listen_after_bind(); }};
+  impl_->listener = std::thread{[&server] {
+    pthread_setname_np(pthread_self(), "http-accept");
+    server.listen_after_bind();
+  }};
   return port;
 }
 

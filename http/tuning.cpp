@@ -21,6 +21,7 @@ public:
       // Once per connection, not per request. Failing is harmless: it stays an ordinary thread.
       sched_param normal{};
       pthread_setschedparam(pthread_self(), SCHED_BATCH, &normal);
+      pthread_setname_np(pthread_self(), "http-worker"); // for top -H, perf and gdb
       task();
     });
   }

@@ -1,6 +1,7 @@
 #include "kafka/rdkafka_consumer.hpp"
 
 #include <malloc.h>
+#include <pthread.h>
 #include <stdexcept>
 
 #include "actors/log.hpp"
@@ -90,6 +91,7 @@ void rdkafka_consumer::commit(const std::vector<partition_offset>& offsets) {
 }
 
 void rdkafka_consumer::poll_loop() {
+  pthread_setname_np(pthread_self(), "kafka-consumer"); // for top -H, perf and gdb
   std::vector<record> batch;
   size_t since_trim = 0; // records taken since memory was last given back
   while (polling_.load(std::memory_order_relaxed)) {

@@ -1,5 +1,5 @@
 // The http actor: the HTTP server's door into the actor system. It relays each route to the
-// actor that owns the answer and fulfils the waiting worker thread's promise.
+// actor that owns the answer and puts it in the waiting worker thread's reply box.
 #pragma once
 
 #include "actors/messages.hpp"

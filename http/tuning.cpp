@@ -10,8 +10,8 @@ namespace {
 
 // httplib's pool, its workers running under SCHED_BATCH: a woken worker then waits for a core
 // to come free instead of preempting the thread that woke it. The service's scheduler thread
-// wakes one worker per acknowledged POST, dozens in a row; each used to take its core away
-// (docs/performance.md, session 7). Fairness between threads is unchanged.
+// wakes one worker per acknowledged POST, a produce batch's worth in a row; each used to take
+// its core away (docs/performance.md, session 7). Fairness between threads is unchanged.
 class batch_thread_pool final : public httplib::TaskQueue {
 public:
   explicit batch_thread_pool(size_t threads) : pool_{threads} {}

@@ -45,9 +45,17 @@ std::string_view route_of(const httplib::Request& req) {
 // thread from routing to logging).
 thread_local std::chrono::steady_clock::time_point request_started;
 
-void reply(httplib::Response& res, int status, const json& body) {
+// Hands `body` to httplib without a copy: its set_content (0.11) takes only a const reference,
+// and GET /events/processed's body is 17 MB at 100,000 events.
+void reply_json(httplib::Response& res, int status, std::string body) {
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  res.body = std::move(body);
+  res.headers.erase("Content-Type");
+  res.set_header("Content-Type", "application/json");
+}
+
+void reply(httplib::Response& res, int status, const json& body) {
+  reply_json(res, status, body.dump());
 }
 
 void reply_message(httplib::Response& res, int status, const std::string& message) {
@@ -176,8 +184,8 @@ struct http_server::impl {
         return reply_message(res, 503, "Service is shutting down");
       if (!outcome->error().empty())
         return reply_message(res, 500, "Failed to publish event");
-      res.status = 201; // the id is ours, a UUID: nothing in it needs escaping
-      res.set_content(R"({"eventId":")" + id + R"("})", "application/json");
+      // The id is ours, a UUID: nothing in it needs escaping.
+      reply_json(res, 201, R"({"eventId":")" + id + R"("})");
     }));
     server.Get("/events/processed", guarded([this](const httplib::Request&,
                                                    httplib::Response& res) {
@@ -187,8 +195,7 @@ struct http_server::impl {
         return reply_message(res, 503, "Service is shutting down");
       if (!outcome->error().empty())
         throw std::runtime_error{outcome->error()}; // logged and answered 500 by the handler
-      res.status = 200;
-      res.set_content(std::move(outcome->body()), "application/json");
+      reply_json(res, 200, std::move(outcome->body()));
     }));
     // Liveness: answers while the process lives, shutdown included.
     server.Get("/health", [](const httplib::Request&, httplib::Response& res) {

@@ -103,10 +103,10 @@ void report(const event& e, bool added, const position& at) {
 }
 
 // Validates a polled batch and hands its valid events to the store in one request.
-void process(self_pointer self, const std::vector<kafka::record>& batch) {
+void process(self_pointer self, const std::vector<kafka::record>& records) {
   std::vector<event> events;
   std::vector<position> where;
-  for (auto& r : batch) {
+  for (auto& r : records) {
     position at{r.topic, r.partition, r.offset};
     if (auto e = accept(self, r, at)) {
       events.push_back(std::move(*e));
@@ -115,16 +115,19 @@ void process(self_pointer self, const std::vector<kafka::record>& batch) {
   }
   if (events.empty())
     return;
-  self->request(self->state.store, caf::infinite, add_if_new_atom::value, events)
+  // The store's request and both handlers below share the events and positions, none copies them.
+  auto batch = std::make_shared<const std::vector<event>>(std::move(events));
+  auto positions = std::make_shared<const std::vector<position>>(std::move(where));
+  self->request(self->state.store, caf::infinite, add_if_new_atom::value, batch)
     .then(
-      [=, events = std::move(events)](const std::vector<bool>& added) {
-        for (size_t i = 0; i < events.size(); ++i) {
-          report(events[i], i < added.size() && added[i], where[i]);
-          finish(self, where[i]);
+      [=](const std::vector<bool>& added) {
+        for (size_t i = 0; i < batch->size(); ++i) {
+          report((*batch)[i], i < added.size() && added[i], (*positions)[i]);
+          finish(self, (*positions)[i]);
         }
       },
       [=](caf::error& err) {
-        for (auto& at : where) {
+        for (auto& at : *positions) {
           skip(at, "store failed: " + self->system().render(err));
           finish(self, at);
         }

@@ -39,12 +39,16 @@ using ok_atom = caf::ok_atom;
 
 // -- store --------------------------------------------------------------------
 
+// Events for the store in one message, shared rather than copied: the consumer reads them again
+// for its log lines once the store has answered, and neither side changes them.
+using event_batch = std::shared_ptr<const std::vector<event>>;
+
 // Owns the processed events and their deduplication by eventId.
 using store_actor = caf::typed_actor<
   // Stores the event unless one with its eventId is stored; true if it was new.
   caf::replies_to<add_if_new_atom, event>::with<bool>,
   // The same for each event of a batch, in order: one message for a whole poll.
-  caf::replies_to<add_if_new_atom, std::vector<event>>::with<std::vector<bool>>,
+  caf::replies_to<add_if_new_atom, event_batch>::with<std::vector<bool>>,
   // Every stored event, in the order it was first stored.
   caf::replies_to<get_all_atom>::with<std::vector<event>>,
   // The same as the JSON array GET /events/processed answers, built in one pass.
@@ -83,7 +87,7 @@ using consumer_actor = caf::typed_actor<
 
 // The consumer's own messages on top of its public interface.
 using consumer_actor_impl = consumer_actor::extend<
-  // The store answered for record `offset` of `partition` (from the batch's topic).
+  // Time to commit the positions done since the last commit.
   caf::reacts_to<commit_atom>>;
 
 // -- http ---------------------------------------------------------------------
@@ -105,5 +109,7 @@ using http_actor = caf::typed_actor<
 
 } // namespace uas
 
-// Reply boxes are local by nature: they never cross a process boundary, so need no serialization.
+// Reply boxes and shared batches are local by nature: they never cross a process boundary, so
+// need no serialization.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(uas::reply_slot) // publish_reply, processed_reply
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(uas::event_batch)

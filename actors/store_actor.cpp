@@ -107,10 +107,10 @@ std::string store_state::json_array() const {
 store_actor::behavior_type store(store_actor::stateful_pointer<store_state> self) {
   return {
     [=](add_if_new_atom, const event& e) { return self->state.add_if_new(e); },
-    [=](add_if_new_atom, const std::vector<event>& batch) {
+    [=](add_if_new_atom, const event_batch& batch) {
       std::vector<bool> added;
-      added.reserve(batch.size());
-      for (auto& e : batch)
+      added.reserve(batch->size());
+      for (auto& e : *batch)
         added.push_back(self->state.add_if_new(e));
       return added;
     },

@@ -38,8 +38,8 @@ held_store_actor::behavior_type
 held_store(held_store_actor::stateful_pointer<held_store_state> self) {
   return {
     [=](add_if_new_atom, const event&) { return true; },
-    [=](add_if_new_atom, const std::vector<event>& batch) {
-      self->state.pending.emplace_back(batch.size(),
+    [=](add_if_new_atom, const event_batch& batch) {
+      self->state.pending.emplace_back(batch->size(),
                                        self->make_response_promise<std::vector<bool>>());
       return self->state.pending.back().second;
     },

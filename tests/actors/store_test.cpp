@@ -60,7 +60,8 @@ TEST_CASE_METHOD(actor_fixture, "a batch is stored event by event, in order, dup
   ask<bool>(s, add_if_new_atom::value, make_event("a"));
   auto added = ask<std::vector<bool>>(
     s, add_if_new_atom::value,
-    std::vector<event>{make_event("b"), make_event("a"), make_event("c"), make_event("b")});
+    std::make_shared<const std::vector<event>>(
+      std::vector<event>{make_event("b"), make_event("a"), make_event("c"), make_event("b")}));
   CHECK(added == std::vector<bool>{true, false, true, false});
   CHECK(ask<uint64_t>(s, count_atom::value) == 3);
 }

@@ -177,8 +177,9 @@ consumer(self_pointer self, store_actor store, std::shared_ptr<kafka::consumer_c
 void consumer_bridge::on_records(std::vector<kafka::record> batch) {
   // Waits for the actor to take the batch. Unpaced, this thread read a backlog into the actor's
   // mailbox as fast as the broker sent it, and the memory that held it stayed with the process.
-  caf::scoped_actor self{sys_};
-  self->request(actor_, caf::infinite, records_atom::value, std::move(batch))
+  if (!hand_)
+    hand_.emplace(sys_);
+  (*hand_)->request(actor_, caf::infinite, records_atom::value, std::move(batch))
     .receive([](ok_atom) {},
              [&](caf::error& err) {
                log::warn("Consumer did not take a batch", {{"error", sys_.render(err)}});

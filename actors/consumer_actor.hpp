@@ -7,9 +7,11 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include <caf/actor_system.hpp>
+#include <caf/scoped_actor.hpp>
 
 #include "actors/messages.hpp"
 
@@ -56,6 +58,9 @@ public:
 private:
   caf::actor_system& sys_;
   consumer_actor actor_;
+  // The polling thread's own actor for handing over batches, made on its first batch and kept:
+  // a scoped actor per batch cost a wake-up of CAF's timer thread each time it was destroyed.
+  std::optional<caf::scoped_actor> hand_;
 };
 
 } // namespace uas

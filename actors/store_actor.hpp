@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -40,7 +41,10 @@ struct store_state {
   static constexpr size_t initial_slots = 1024;
 
   text_arena texts;
-  std::vector<stored> events;
+  // Grows by blocks and never moves what it holds: a vector's doubling copied megabytes into as
+  // many fresh pages (each page's first touch is dear on this VM) on the thread every POST's
+  // answer also waits for.
+  std::deque<stored> events;
   // Every stored eventId, by open addressing: a lookup reads an event's id only when the hash
   // matches, and growing the table moves small pairs instead of chasing one node per id.
   std::vector<slot> slots = std::vector<slot>(initial_slots);

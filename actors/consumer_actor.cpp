@@ -33,6 +33,13 @@ bool partition_progress::finish(int64_t offset) {
   return moved;
 }
 
+partition_progress& consumer_state::progress(std::string_view topic, int32_t partition) {
+  auto it = partitions.find(partition_ref{topic, partition});
+  if (it == partitions.end())
+    it = partitions.emplace(partition_key{topic, partition}, partition_progress{}).first;
+  return it->second;
+}
+
 namespace {
 
 using self_pointer = consumer_actor_impl::stateful_pointer<consumer_state>;
@@ -48,7 +55,7 @@ void skip(const position& p, const std::string& reason) {
 // The store has answered for (or we gave up on) this record: its position may now be committed.
 void finish(self_pointer self, const position& p) {
   auto& st = self->state;
-  auto it = st.partitions.find({p.topic, p.partition});
+  auto it = st.partitions.find(consumer_state::partition_ref{p.topic, p.partition});
   if (it == st.partitions.end())
     return; // revoked meanwhile: the new owner reads it again, and the store keeps it once
   if (it->second.finish(p.offset) && !st.commit_scheduled) {
@@ -73,7 +80,7 @@ bool is_malformed(const std::vector<validation_error>& errors) {
 std::optional<event> accept(self_pointer self, const kafka::record& r, const position& at) {
   auto& m = metrics::global();
   m.events_consumed.inc();
-  self->state.partitions[{r.topic, r.partition}].track(r.offset);
+  self->state.progress(r.topic, r.partition).track(r.offset);
   try {
     if (!r.has_value) {
       m.events_malformed.inc();
@@ -162,7 +169,7 @@ consumer(self_pointer self, store_actor store, std::shared_ptr<kafka::consumer_c
       auto& st = self->state;
       std::vector<kafka::partition_offset> done;
       for (auto& p : leaving) {
-        auto it = st.partitions.find({p.topic, p.partition});
+        auto it = st.partitions.find(consumer_state::partition_ref{p.topic, p.partition});
         if (it == st.partitions.end())
           continue;
         if (it->second.has_uncommitted())

@@ -8,6 +8,8 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <utility>
 
 #include <caf/actor_system.hpp>
@@ -31,11 +33,24 @@ struct partition_progress {
 
 struct consumer_state {
   using partition_key = std::pair<std::string, int32_t>;
+  // A partition named without a copy of its topic's name, as the lookups for each record do.
+  using partition_ref = std::pair<std::string_view, int32_t>;
+  // Orders partitions by topic, then number, however they are named.
+  struct partition_order {
+    using is_transparent = void;
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      return partition_ref{a.first, a.second} < partition_ref{b.first, b.second};
+    }
+  };
 
   store_actor store;
   std::shared_ptr<kafka::consumer_client> client;
-  std::map<partition_key, partition_progress> partitions;
+  std::map<partition_key, partition_progress, partition_order> partitions;
   bool commit_scheduled = false;
+
+  // The partition's progress, tracked from now on if it was not yet.
+  partition_progress& progress(std::string_view topic, int32_t partition);
 
   // Done positions are committed at most this often: one broker request covers many records,
   // and what a revocation or shutdown finds uncommitted is committed then.

@@ -63,7 +63,13 @@ size_t store_state::slot_of(std::string_view id, uint32_t hash) const {
 }
 
 void store_state::grow() {
-  std::vector<slot> bigger(slots.size() * 2);
+  // Doubling happens on the thread every POST's answer waits for: map the new table's pages at
+  // once (2 MB at about 92,000 events) rather than page by page as its zeros are written.
+  auto size = slots.size() * 2;
+  std::vector<slot> bigger;
+  bigger.reserve(size);
+  prefault(reinterpret_cast<char*>(bigger.data()), size * sizeof(slot));
+  bigger.resize(size);
   size_t mask = bigger.size() - 1;
   for (auto& s : slots) {
     if (s.position_plus_one == 0)

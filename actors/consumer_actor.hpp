@@ -69,12 +69,15 @@ public:
   void on_records(std::vector<kafka::record> batch) override;
   std::vector<kafka::partition_offset>
   on_revoked(const std::vector<kafka::partition_offset>& partitions) override;
+  // Lets the polling thread's actor go, on that thread: shutdown waits for every actor to end.
+  void on_closed() override { hand_.reset(); }
 
 private:
   caf::actor_system& sys_;
   consumer_actor actor_;
-  // The polling thread's own actor for handing over batches, made on its first batch and kept:
-  // a scoped actor per batch cost a wake-up of CAF's timer thread each time it was destroyed.
+  // The polling thread's own actor for handing over batches, made on its first batch and kept
+  // until the thread ends: a scoped actor per batch cost a wake-up of CAF's timer thread each
+  // time it was destroyed.
   std::optional<caf::scoped_actor> hand_;
 };
 

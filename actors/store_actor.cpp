@@ -21,9 +21,9 @@ uint32_t hash_of(std::string_view id) {
 }
 
 // Maps the whole pages of [at, at + size) in one system call, before they are written. Written
-// first, each page traps on its own: about 12 us a page on this VM, against about 3 this way
-// (docs/performance.md, session 8). Kernels before 5.14 refuse the call; their pages then
-// fault in as they are written, as before.
+// first, each page traps on its own, which virtual machines make dear: about 12 us a page on the
+// one docs/performance.md measures (session 8), against about 3 this way. Kernels before 5.14
+// refuse the call; their pages then fault in as they are written.
 void prefault(char* at, size_t size) {
   static const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
   auto begin = (reinterpret_cast<uintptr_t>(at) + page - 1) & ~(page - 1);
@@ -38,7 +38,7 @@ std::string_view text_arena::keep(std::string_view text) {
   if (used_ + text.size() > block_size || blocks_.empty()) {
     // A text longer than a block gets a block of its own size.
     auto size = std::max(block_size, text.size());
-    blocks_.emplace_back(new char[size]); // uninitialized: only written
+    blocks_.push_back(std::unique_ptr<char[]>(new char[size])); // uninitialized: only written
     prefault(blocks_.back().get(), size);
     used_ = 0;
   }

@@ -42,8 +42,8 @@ struct store_state {
 
   text_arena texts;
   // Grows by blocks and never moves what it holds: a vector's doubling copied megabytes into as
-  // many fresh pages (each page's first touch is dear on this VM) on the thread every POST's
-  // answer also waits for.
+  // many fresh pages (each page's first touch is dear on virtual machines) on the thread every
+  // POST's answer also waits for.
   std::deque<stored> events;
   // Every stored eventId, by open addressing: a lookup reads an event's id only when the hash
   // matches, and growing the table moves small pairs instead of chasing one node per id.

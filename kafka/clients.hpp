@@ -78,6 +78,8 @@ public:
   // These partitions are leaving this consumer (rebalance or close). Blocks until the owner says
   // which positions are done, so they are committed before the partitions go.
   virtual std::vector<partition_offset> on_revoked(const std::vector<partition_offset>& partitions) = 0;
+  // The polling thread is about to end, the consumer closed: nothing more follows.
+  virtual void on_closed() {}
 };
 
 } // namespace uas::kafka

@@ -131,6 +131,7 @@ void rdkafka_consumer::poll_loop() {
   // Closing revokes the partitions (committing what is done through on_rebalance) and leaves
   // the group.
   rd_kafka_consumer_close(client_);
+  listener_->on_closed();
 }
 
 void rdkafka_consumer::on_rebalance(rd_kafka_t* client, rd_kafka_resp_err_t err,

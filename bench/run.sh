@@ -45,14 +45,22 @@ wrk_post() { # port -> rps, p50_ms, p99_ms, not_201 lines
 }
 field() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
 
-mkfifo "$work/broker.in"
-# The mock broker keeps about 5 MB per partition: 100,000 events of ~190 bytes need 6.
-"$bin/bench/bench_broker" user-activity-events drain-events:6 <"$work/broker.in" >"$work/broker.out" &
-pids+=($!)
-exec 3>"$work/broker.in" # the broker runs until this closes
-wait_for "$work/broker.out" ":"
-broker=$(head -1 "$work/broker.out")
-echo "broker: $broker"
+# Starts a fresh broker with the given topics (NAME or NAME:PARTITIONS); sets $broker. Fresh for
+# every round: the mock finds a fetch's offset by walking its log, and that walk grows slower as
+# the broker ages (its log's entries end up scattered over recycled memory), so a shared broker
+# made each round's POSTs dearer than the last's (docs/performance.md, session 9).
+start_broker() {
+  local dir
+  dir=$(mktemp -d -p "$work")
+  mkfifo "$dir/in"
+  "$bin/bench/bench_broker" "$@" <"$dir/in" >"$dir/out" &
+  broker_pid=$!
+  pids+=("$broker_pid")
+  exec 3>"$dir/in" # the broker runs until this closes
+  wait_for "$dir/out" ":"
+  broker=$(head -1 "$dir/out")
+}
+stop_broker() { exec 3>&-; wait "$broker_pid" 2>/dev/null || true; }
 
 echo "== POST /events/generate, 32 connections, 10 s: the service, then the static cpp-httplib ceiling"
 # This machine's speed drifts from one 10-second run to the next (the ceiling alone by a quarter,
@@ -63,6 +71,7 @@ ceiling_port=$(free_port)
 "$bin/bench/bench_ceiling_server" "$ceiling_port" &
 pids+=($!)
 for round in $(seq "$rounds"); do
+  start_broker user-activity-events
   start_service LOG_LEVEL=warn
   # A ready service with an empty store: the baseline for memory per event.
   [ "$round" = 1 ] && rss_idle=$(rss_kib)
@@ -70,6 +79,7 @@ for round in $(seq "$rounds"); do
     -d '{"userId":"warm","eventType":"LOGIN"}' >/dev/null
   wrk_post "$port" >"$work/service-$round.txt"
   stop_service
+  stop_broker
   wrk_post "$ceiling_port" >"$work/ceiling-$round.txt"
   echo "round $round: service $(field rps "$work/service-$round.txt") req/s" \
     "(p99 $(field p99_ms "$work/service-$round.txt") ms), ceiling $(field rps "$work/ceiling-$round.txt") req/s"
@@ -84,6 +94,8 @@ over_rounds() {
 }
 
 echo "== consumer drain: 100,000 events produced straight to the topic, then consumed by a new group"
+# The mock broker keeps about 5 MB per partition: 100,000 events of ~190 bytes need 6.
+start_broker user-activity-events drain-events:6
 "$bin/bench/bench_produce" "$broker" drain-events 100000
 WAIT=live start_service LOG_LEVEL=warn KAFKA_TOPIC=drain-events KAFKA_CONSUMER_GROUP="drain-$RANDOM"
 # The group's join takes seconds; time from the first event consumed until the store holds all.

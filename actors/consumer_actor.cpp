@@ -113,6 +113,8 @@ void report(const event& e, bool added, const position& at) {
 void process(self_pointer self, const std::vector<kafka::record>& records) {
   std::vector<event> events;
   std::vector<position> where;
+  events.reserve(records.size());
+  where.reserve(records.size());
   for (auto& r : records) {
     position at{r.topic, r.partition, r.offset};
     if (auto e = accept(self, r, at)) {

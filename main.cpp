@@ -101,7 +101,10 @@ int run(const config& cfg) {
   // nap waited it out, and each nap is a timer and a wake-up (docs/performance.md, session 7).
   sys_cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
   caf::actor_system sys{sys_cfg};
-  auto store_handle = sys.spawn(store);
+  // The store on a thread of its own: a GET copies every stored event (tens of MB) and the
+  // eventId index doubles in one step, both of which held up every POST's acknowledgement while
+  // they shared the one scheduler thread (docs/performance.md, session 10).
+  auto store_handle = sys.spawn<caf::detached>(store);
   auto producer_client = std::make_shared<kafka::rdkafka_producer>(cfg, bootstrap);
   producer_actor producer_handle = sys.spawn(
     producer, producer_client, retry_policy{cfg.producer_retries, cfg.retry_backoff});

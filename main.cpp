@@ -101,9 +101,9 @@ int run(const config& cfg) {
   // nap waited it out, and each nap is a timer and a wake-up (docs/performance.md, session 7).
   sys_cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
   caf::actor_system sys{sys_cfg};
-  // The store on a thread of its own: a GET copies every stored event (tens of MB) and the
-  // eventId index doubles in one step, both of which held up every POST's acknowledgement while
-  // they shared the one scheduler thread (docs/performance.md, session 10).
+  // The store on a thread of its own, so that none of its work (up to 1,000 events a consumer
+  // batch, the eventId index doubling in one step) holds up the acknowledgements waiting on the
+  // one scheduler thread (docs/performance.md, session 10).
   auto store_handle = sys.spawn<caf::detached>(store);
   auto producer_client = std::make_shared<kafka::rdkafka_producer>(cfg, bootstrap);
   producer_actor producer_handle = sys.spawn(

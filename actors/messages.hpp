@@ -16,6 +16,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/event.hpp"
+#include "actors/text_arena.hpp"
 #include "http/reply_box.hpp"
 #include "kafka/clients.hpp"
 
@@ -51,8 +52,9 @@ using store_actor = caf::typed_actor<
   caf::replies_to<add_if_new_atom, event_batch>::with<std::vector<bool>>,
   // Every stored event, in the order it was first stored.
   caf::replies_to<get_all_atom>::with<std::vector<event>>,
-  // The same as the JSON array GET /events/processed answers, built in one pass.
-  caf::replies_to<get_json_atom>::with<std::string>,
+  // The same as the JSON array GET /events/processed answers, read in place from the store's
+  // memory (which it keeps alive) rather than copied: a GET costs the store next to nothing.
+  caf::replies_to<get_json_atom>::with<shared_text>,
   // Whether an event with this eventId is stored.
   caf::replies_to<has_atom, std::string>::with<bool>,
   // How many events are stored.
@@ -93,12 +95,10 @@ using consumer_actor_impl = consumer_actor::extend<
 // -- http ---------------------------------------------------------------------
 
 // The HTTP server's threads are not actors: each hands the http actor a box for the answer.
-using reply_slot = std::shared_ptr<reply_box>;
-
 // A publish's outcome: answered when the broker acknowledged the event, else failed with why.
-using publish_reply = reply_slot;
+using publish_reply = std::shared_ptr<reply_box<ok_atom>>;
 // Every stored event as a JSON array, or why not.
-using processed_reply = reply_slot;
+using processed_reply = std::shared_ptr<reply_box<shared_text>>;
 
 // Turns each HTTP route into a typed request to the actor that owns the answer.
 using http_actor = caf::typed_actor<
@@ -109,7 +109,9 @@ using http_actor = caf::typed_actor<
 
 } // namespace uas
 
-// Reply boxes and shared batches are local by nature: they never cross a process boundary, so
-// need no serialization.
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(uas::reply_slot) // publish_reply, processed_reply
+// Reply boxes, shared batches and shared text are local by nature: they never cross a process
+// boundary, so need no serialization.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(uas::publish_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(uas::processed_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(uas::event_batch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(uas::shared_text)

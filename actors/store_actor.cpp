@@ -1,11 +1,6 @@
 #include "actors/store_actor.hpp"
 
-#include <algorithm>
-#include <cstring>
 #include <functional>
-
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "actors/metrics.hpp"
 
@@ -20,38 +15,7 @@ uint32_t hash_of(std::string_view id) {
   return static_cast<uint32_t>(std::hash<std::string_view>{}(id));
 }
 
-// Maps the whole pages of [at, at + size) in one system call, before they are written. Written
-// first, each page traps on its own, which virtual machines make dear: about 12 us a page on the
-// one docs/performance.md measures (session 8), against about 3 this way. Kernels before 5.14
-// refuse the call; their pages then fault in as they are written.
-void prefault(char* at, size_t size) {
-  static const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-  auto begin = (reinterpret_cast<uintptr_t>(at) + page - 1) & ~(page - 1);
-  auto end = (reinterpret_cast<uintptr_t>(at) + size) & ~(page - 1);
-  if (end > begin)
-    madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);
-}
-
 } // namespace
-
-std::string_view text_arena::keep(std::string_view text) {
-  if (used_ + text.size() > block_size || blocks_.empty()) {
-    // A text longer than a block gets a block of its own size.
-    auto size = std::max(block_size, text.size());
-    blocks_.push_back(std::unique_ptr<char[]>(new char[size])); // uninitialized: only written
-    prefault(blocks_.back().get(), size);
-    used_ = 0;
-  }
-  char* at = blocks_.back().get() + used_;
-  std::memcpy(at, text.data(), text.size());
-  used_ += text.size();
-  return {at, text.size()};
-}
-
-void text_arena::clear() {
-  blocks_.clear();
-  used_ = block_size;
-}
 
 size_t store_state::slot_of(std::string_view id, uint32_t hash) const {
   size_t mask = slots.size() - 1;
@@ -63,7 +27,7 @@ size_t store_state::slot_of(std::string_view id, uint32_t hash) const {
 }
 
 void store_state::grow() {
-  // Doubling happens on the thread every POST's answer waits for: map the new table's pages at
+  // Doubling stalls the store's thread, and the consumer with it: map the new table's pages at
   // once (2 MB at about 92,000 events) rather than page by page as its zeros are written.
   auto size = slots.size() * 2;
   std::vector<slot> bigger;
@@ -90,10 +54,10 @@ bool store_state::add_if_new(const event& e) {
   auto& place = slots[slot_of(e.event_id, hash)];
   if (place.position_plus_one != 0)
     return false;
-  auto text = texts.keep(to_json(e));
+  auto text = texts.keep(to_json(e), events.empty() ? "[" : ",");
   std::string_view id = text.substr(id_offset, e.event_id.size());
   if (id != e.event_id || text[id_offset + e.event_id.size()] != '"')
-    id = texts.keep(e.event_id); // escaped in the JSON: kept as it is, beside it
+    id = escaped_ids.keep(e.event_id);
   events.push_back({text, id});
   place = {static_cast<uint32_t>(events.size()), hash};
   metrics::global().store_events.set(static_cast<int64_t>(events.size()));
@@ -107,25 +71,17 @@ bool store_state::contains(std::string_view id) const {
 void store_state::clear() {
   events.clear();
   texts.clear();
+  escaped_ids.clear();
   slots.assign(initial_slots, slot{});
   metrics::global().store_events.set(0);
 }
 
-std::string store_state::json_array() const {
-  size_t size = 2;
-  for (auto& e : events)
-    size += e.text.size() + 1;
-  std::string out;
-  out.reserve(size);
-  prefault(out.data(), size);
-  out += '[';
-  for (auto& e : events) {
-    if (out.size() > 1)
-      out += ',';
-    out += e.text;
-  }
-  out += ']';
-  return out;
+shared_text store_state::json_array() const {
+  if (events.empty())
+    return shared_text{"[]"};
+  auto array = texts.contents();
+  array.append("]");
+  return array;
 }
 
 store_actor::behavior_type store(store_actor::stateful_pointer<store_state> self) {

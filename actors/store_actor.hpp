@@ -1,32 +1,18 @@
 // The store: processed events in processing order, each eventId once. Events are kept as the
-// JSON text GET /events/processed serves, so a read is a concatenation and not a serialization,
-// and an event costs little more than its text.
+// JSON text GET /events/processed serves, laid out as its array, so a read shares that memory
+// instead of copying or serializing it, and an event costs little more than its text.
 #pragma once
 
 #include <cstdint>
 #include <deque>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "actors/messages.hpp"
+#include "actors/text_arena.hpp"
 
 namespace uas {
-
-// Append-only storage for text: blocks that never move, so views into them stay valid, and no
-// allocation (nor its bookkeeping) per piece.
-class text_arena {
-public:
-  // A lasting copy of `text`.
-  std::string_view keep(std::string_view text);
-  void clear();
-
-private:
-  static constexpr size_t block_size = 256 * 1024;
-  std::vector<std::unique_ptr<char[]>> blocks_;
-  size_t used_ = block_size; // of the last block; full: the first keep() starts one
-};
 
 struct store_state {
   struct stored {
@@ -40,10 +26,13 @@ struct store_state {
   };
   static constexpr size_t initial_slots = 1024;
 
+  // Each event's JSON, after a "[" (the first) or a "," (the others): in order, the arena reads
+  // as GET /events/processed's array but for its closing bracket.
   text_arena texts;
+  // The eventIds JSON had to escape, as they are.
+  text_arena escaped_ids;
   // Grows by blocks and never moves what it holds: a vector's doubling copied megabytes into as
-  // many fresh pages (each page's first touch is dear on virtual machines) on the thread every
-  // POST's answer also waits for.
+  // many fresh pages (each page's first touch is dear on virtual machines).
   std::deque<stored> events;
   // Every stored eventId, by open addressing: a lookup reads an event's id only when the hash
   // matches, and growing the table moves small pairs instead of chasing one node per id.
@@ -53,8 +42,8 @@ struct store_state {
   bool add_if_new(const event& e);
   bool contains(std::string_view id) const;
   void clear();
-  // The stored events as one JSON array.
-  std::string json_array() const;
+  // The stored events as one JSON array, shared out of the arena rather than copied.
+  shared_text json_array() const;
 
   static inline const char* name = "store";
 

@@ -128,6 +128,28 @@ get_ms=$(for _ in 1 2 3 4 5; do
   curl -s -o /dev/null -w '%{time_total}\n' "localhost:$port/events/processed"
 done | sort -n | sed -n 3p | awk '{ printf "%.1f", $1 * 1000 }')
 echo "get_processed_median_ms $get_ms"
+# Readers at once: what they add to the service's memory at its peak (writing 5 to clear_refs
+# resets the peak to the current resident set).
+echo 5 >"/proc/$pid/clear_refs"
+rss_before=$(rss_kib)
+readers=()
+for _ in 1 2 3 4 5 6 7 8; do
+  curl -s -o /dev/null "localhost:$port/events/processed" &
+  readers+=($!)
+done
+wait "${readers[@]}"
+get8_peak_kib=$(( $(awk '/VmHWM/ { print $2 }' "/proc/$pid/status") - rss_before ))
+echo "get_8_at_once_peak_growth_kib $get8_peak_kib"
+
+echo "== POST load as above while a reader GETs those 100,000 events every second"
+( for _ in 1 2 3 4 5 6 7 8 9 10; do
+    curl -s -o /dev/null "localhost:$port/events/processed"
+    sleep 1
+  done ) &
+reader=$!
+wrk_post "$port" >"$work/service-reading.txt"
+wait "$reader"
+echo "rps $(field rps "$work/service-reading.txt") p99_ms $(field p99_ms "$work/service-reading.txt")"
 stop_service
 
 echo "== end to end at 1,000 POST/s for 10 s: from each 201 to the event being stored"
@@ -167,3 +189,6 @@ printf '| drain | %.0f events/s | >= 50k | >= 200k |\n' "$drain_rate"
 printf '| end to end p50 / p99 at 1,000/s | %s / %s ms | p99 <= 200 ms | p99 <= 20 ms |\n' "$e2e_p50" "$e2e_p99"
 printf '| memory per stored event | %s B | <= 1 KiB | <= 400 B |\n' "$bytes_per_event"
 printf '| GET /events/processed at 100k | %s ms | <= 250 ms | <= 100 ms |\n' "$get_ms"
+printf '| 8 GETs at once at 100k: peak memory added | %s KiB | - | - |\n' "$get8_peak_kib"
+printf '| POST p99 while a GET reads 100k each second | %s ms (%s req/s) | - | - |\n' \
+  "$(field p99_ms "$work/service-reading.txt")" "$(field rps "$work/service-reading.txt")"

@@ -11,7 +11,7 @@ http_actor::behavior_type http(http_actor::stateful_pointer<http_state> self,
   return {
     [=](publish_atom, event& e, const publish_reply& reply) {
       self->request(self->state.producer, caf::infinite, publish_atom::value, std::move(e))
-        .then([=](ok_atom) { reply->answer({}); },
+        .then([=](ok_atom ok) { reply->answer(ok); },
               [=](caf::error& err) {
                 auto why = self->system().render(err);
                 reply->fail(why.empty() ? "publish failed" : why);
@@ -19,7 +19,7 @@ http_actor::behavior_type http(http_actor::stateful_pointer<http_state> self,
     },
     [=](get_json_atom, const processed_reply& reply) {
       self->request(self->state.store, caf::infinite, get_json_atom::value)
-        .then([=](std::string& body) { reply->answer(std::move(body)); },
+        .then([=](shared_text& array) { reply->answer(std::move(array)); },
               [=](caf::error& err) { reply->fail("store failed: " + self->system().render(err)); });
     },
   };

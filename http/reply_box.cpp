@@ -16,19 +16,13 @@ uint32_t* word(std::atomic<uint32_t>& a) { return reinterpret_cast<uint32_t*>(&a
 
 } // namespace
 
-void reply_box::answer(std::string body) { settle(std::move(body), {}); }
-
-void reply_box::fail(std::string why) { settle({}, std::move(why)); }
-
-void reply_box::settle(std::string body, std::string error) {
-  body_ = std::move(body);
-  error_ = std::move(error);
-  // Release: the waiter that sees `answered` sees the body and error too.
+void answer_signal::raise() {
+  // Release: the waiter that sees `answered` sees what was written before.
   if (state_.exchange(answered, std::memory_order_acq_rel) == waiter_asleep)
     syscall(SYS_futex, word(state_), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
 }
 
-bool reply_box::wait(std::chrono::milliseconds interval, const std::function<bool()>& give_up) {
+bool answer_signal::wait(std::chrono::milliseconds interval, const std::function<bool()>& give_up) {
   auto seconds = std::chrono::duration_cast<std::chrono::seconds>(interval);
   timespec timeout{static_cast<time_t>(seconds.count()),
                    static_cast<long>(std::chrono::nanoseconds{interval - seconds}.count())};

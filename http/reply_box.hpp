@@ -10,32 +10,52 @@
 
 namespace uas {
 
-// One answer, handed from an actor to one waiting thread with one system call on each side: a
-// futex word the answer flips. Not std::promise: per answer its set_value made a futex call
-// that woke nobody (glibc's call_once) and its timed wait one more that failed; nor a condition
+// One thread waits until another says the answer is in, with one system call on each side: a
+// futex word the answer flips. Not std::promise: per answer its set_value made a futex call that
+// woke nobody (glibc's call_once) and its timed wait one more that failed; nor a condition
 // variable, whose waiter wakes up owning a mutex it must then release with another. A system
 // call costs a microsecond or more on this VM (docs/performance.md, session 7).
-class reply_box {
+class answer_signal {
 public:
-  // The answer: a body (empty for a publish), or why there is none. Once only.
-  void answer(std::string body);
-  void fail(std::string why);
+  // The answer is in; everything written before this is seen by the waiter. Once only.
+  void raise();
 
-  // Waits for the answer, asking `give_up` every `interval` whether to stop waiting; true once
-  // answered, false if given up. One thread waits.
+  // Waits until raised, asking `give_up` every `interval` whether to stop waiting; true once
+  // raised, false if given up. One thread waits.
   bool wait(std::chrono::milliseconds interval, const std::function<bool()>& give_up);
-
-  // Read once wait() returned true.
-  std::string& body() { return body_; }
-  const std::string& error() const { return error_; }
 
 private:
   enum state : uint32_t { unanswered, waiter_asleep, answered };
 
-  void settle(std::string body, std::string error);
-
   std::atomic<uint32_t> state_{unanswered};
-  std::string body_;
+};
+
+// One answer of type T, or why there is none, handed from an actor to one waiting thread.
+template <class T>
+class reply_box {
+public:
+  // Once only, either.
+  void answer(T value) {
+    value_ = std::move(value);
+    signal_.raise();
+  }
+  void fail(std::string why) {
+    error_ = std::move(why);
+    signal_.raise();
+  }
+
+  // Waits for the answer; see answer_signal::wait.
+  bool wait(std::chrono::milliseconds interval, const std::function<bool()>& give_up) {
+    return signal_.wait(interval, give_up);
+  }
+
+  // Read once wait() returned true: the answer, unless error() says why there is none.
+  T& value() { return value_; }
+  const std::string& error() const { return error_; }
+
+private:
+  answer_signal signal_;
+  T value_{};
   std::string error_;
 };
 

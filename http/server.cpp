@@ -45,13 +45,9 @@ std::string_view route_of(const httplib::Request& req) {
 // thread from routing to logging).
 thread_local std::chrono::steady_clock::time_point request_started;
 
-// Hands `body` to httplib without a copy: its set_content (0.11) takes only a const reference,
-// and GET /events/processed's body is 17 MB at 100,000 events.
-void reply_json(httplib::Response& res, int status, std::string body) {
+void reply_json(httplib::Response& res, int status, const std::string& body) {
   res.status = status;
-  res.body = std::move(body);
-  res.headers.erase("Content-Type");
-  res.set_header("Content-Type", "application/json");
+  res.set_content(body, "application/json");
 }
 
 void reply(httplib::Response& res, int status, const json& body) {
@@ -123,7 +119,8 @@ struct http_server::impl {
 
   // Waits for an actor's answer; false if shutdown gave up on it first (a publish retrying
   // through a broker outage can take far longer than a shutdown may).
-  bool await(reply_box& outcome) {
+  template <class T>
+  bool await(reply_box<T>& outcome) {
     return outcome.wait(std::chrono::milliseconds{50}, [this] { return abandoning.load(); });
   }
 
@@ -178,7 +175,7 @@ struct http_server::impl {
         return reply(res, 400, {{"message", "Invalid request payload"}, {"errors", errors}});
       }
       auto id = parsed.value.event_id;
-      auto outcome = std::make_shared<reply_box>();
+      auto outcome = std::make_shared<publish_reply::element_type>();
       caf::anon_send(relay, publish_atom::value, std::move(parsed.value), outcome);
       if (!await(*outcome))
         return reply_message(res, 503, "Service is shutting down");
@@ -189,13 +186,21 @@ struct http_server::impl {
     }));
     server.Get("/events/processed", guarded([this](const httplib::Request&,
                                                    httplib::Response& res) {
-      auto outcome = std::make_shared<reply_box>();
+      auto outcome = std::make_shared<processed_reply::element_type>();
       caf::anon_send(relay, get_json_atom::value, outcome);
       if (!await(*outcome))
         return reply_message(res, 503, "Service is shutting down");
       if (!outcome->error().empty())
         throw std::runtime_error{outcome->error()}; // logged and answered 500 by the handler
-      reply_json(res, 200, std::move(outcome->body()));
+      // Written from the store's own memory as the client reads it: no copy of every event per
+      // GET, however many GETs are reading at once. No status set: httplib answers 200, or 206
+      // to a Range request (to which an explicit 200 would send the range as if it were all).
+      auto array = std::make_shared<shared_text>(std::move(outcome->value()));
+      res.set_content_provider(
+        array->size(), "application/json",
+        [array](size_t offset, size_t length, httplib::DataSink& sink) {
+          return array->write(offset, length, sink.write);
+        });
     }));
     // Liveness: answers while the process lives, shutdown included.
     server.Get("/health", [](const httplib::Request&, httplib::Response& res) {

@@ -48,7 +48,7 @@ held_store(held_store_actor::stateful_pointer<held_store_state> self) {
       promise.deliver(std::vector<bool>(size, added));
     },
     [](get_all_atom) { return std::vector<event>{}; },
-    [](get_json_atom) { return std::string{"[]"}; },
+    [](get_json_atom) { return shared_text{"[]"}; },
     [](has_atom, const std::string&) { return false; },
     [](count_atom) { return uint64_t{0}; },
     [](clear_atom) { return ok_atom::value; },

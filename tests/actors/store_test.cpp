@@ -68,14 +68,14 @@ TEST_CASE_METHOD(actor_fixture, "a batch is stored event by event, in order, dup
 
 TEST_CASE_METHOD(actor_fixture, "the JSON view is every event's JSON, in order") {
   auto s = spawn(store);
-  CHECK(ask<std::string>(s, get_json_atom::value) == "[]");
+  CHECK(ask<shared_text>(s, get_json_atom::value).str() == "[]");
   // An eventId that needs escaping in JSON is still found by its own text.
   auto odd = make_event("id \"quoted\"", "u\\v");
   for (auto& e : {make_event("a"), odd, make_event("b")})
     ask<bool>(s, add_if_new_atom::value, e);
   CHECK_FALSE(ask<bool>(s, add_if_new_atom::value, odd));
   CHECK(ask<bool>(s, has_atom::value, odd.event_id));
-  auto json = ask<std::string>(s, get_json_atom::value);
+  auto json = ask<shared_text>(s, get_json_atom::value).str();
   CHECK(json == "[" + to_json(make_event("a")) + "," + to_json(odd) + "," + to_json(make_event("b")) + "]");
   auto all = ask<std::vector<event>>(s, get_all_atom::value);
   REQUIRE(all.size() == 3);
@@ -100,4 +100,19 @@ TEST_CASE_METHOD(actor_fixture, "events of any size stay whole, however many are
   CHECK(all[1500] == big);
   CHECK(all.back() == expected.back());
   CHECK(all == expected);
+  std::string array = "[";
+  for (auto& e : expected)
+    array += (array.size() > 1 ? "," : "") + to_json(e);
+  CHECK(ask<shared_text>(s, get_json_atom::value).str() == array + "]");
+}
+
+TEST_CASE_METHOD(actor_fixture, "a JSON view taken before the store is cleared still reads as taken") {
+  auto s = spawn(store);
+  ask<bool>(s, add_if_new_atom::value, make_event("a"));
+  auto before = ask<shared_text>(s, get_json_atom::value);
+  ask<ok_atom>(s, clear_atom::value);
+  CHECK(ask<shared_text>(s, get_json_atom::value).str() == "[]");
+  ask<bool>(s, add_if_new_atom::value, make_event("b"));
+  CHECK(before.str() == "[" + to_json(make_event("a")) + "]");
+  CHECK(ask<shared_text>(s, get_json_atom::value).str() == "[" + to_json(make_event("b")) + "]");
 }

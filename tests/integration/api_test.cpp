@@ -57,6 +57,46 @@ TEST_CASE("three POSTed events come back from GET /events/processed with all fiv
     CHECK(service.wait_for_line("Processed event: eventId=" + id));
 }
 
+TEST_CASE("GET /events/processed sends every event whole, and answers HEAD and Range requests") {
+  service_process service;
+  // Many small events and one near the 1 MiB body limit: the answer spans many of the store's
+  // blocks, one of them the big event's own.
+  std::string blob(900 * 1024, 'x');
+  for (int i = 0; i < 300; ++i) {
+    json body = {{"userId", "u" + std::to_string(i)}, {"eventType", "LOGIN"}};
+    if (i == 150)
+      body["payload"] = {{"blob", blob}};
+    REQUIRE(service.post_event(body.dump())->status == 201);
+  }
+  auto events = service.wait_processed([](const json& all) { return all.size() >= 300; });
+  REQUIRE(events.size() == 300);
+  auto c = service.client();
+  auto full = c.Get("/events/processed");
+  REQUIRE(full);
+  CHECK(full->status == 200);
+  CHECK(full->get_header_value("Content-Type") == "application/json");
+  auto all = json::parse(full->body);
+  size_t blobs = 0;
+  for (auto& e : all)
+    blobs += e["payload"].value("blob", "") == blob;
+  CHECK(blobs == 1);
+
+  auto head = c.Head("/events/processed");
+  REQUIRE(head);
+  CHECK(head->status == 200);
+  CHECK(head->get_header_value("Content-Length") == std::to_string(full->body.size()));
+  CHECK(head->body.empty());
+
+  // A range inside the big event, one across the end of a block's worth, the last byte.
+  for (auto [first, last] : {std::pair<size_t, size_t>{400000, 400099}, {262100, 262200},
+                             {full->body.size() - 1, full->body.size() - 1}}) {
+    auto part = c.Get("/events/processed", {httplib::make_range_header({{first, last}})});
+    REQUIRE(part);
+    CHECK(part->status == 206);
+    CHECK(part->body == full->body.substr(first, last - first + 1));
+  }
+}
+
 TEST_CASE("kcat sees each event on the topic as JSON keyed by userId") {
   service_process service;
   auto res = service.post_event(R"({"userId":"carol","eventType":"PRODUCT_VIEW","payload":{"sku":"X1"}})");

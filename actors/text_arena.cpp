@@ -62,8 +62,11 @@ std::string_view text_arena::keep(std::string_view text, std::string_view separa
   }
   auto& last = blocks_.back();
   char* at = last.data.get() + last.used;
-  std::memcpy(at, separator.data(), separator.size());
-  std::memcpy(at + separator.size(), text.data(), text.size());
+  // memcpy may not be handed an empty view's null pointer, even for no bytes.
+  if (!separator.empty())
+    std::memcpy(at, separator.data(), separator.size());
+  if (!text.empty())
+    std::memcpy(at + separator.size(), text.data(), text.size());
   last.used += size;
   return {at + separator.size(), text.size()};
 }

@@ -10,8 +10,9 @@
 
 namespace uas {
 
-// No Nagle delay, keep-alive connections kept open, `threads` workers that do not preempt the
-// thread that wakes them (SCHED_BATCH).
+// No Nagle delay, keep-alive connections kept open, up to `threads` connections served at once
+// by workers that do not preempt the thread that wakes them (SCHED_BATCH), and connections
+// beyond that taking turns: while any waits, answers carry `Connection: close`.
 void tune_for_load(httplib::Server& server, size_t threads);
 
 // Binds host:port (port 0: any free one) with an accept queue as deep as the system allows;

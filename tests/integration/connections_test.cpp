@@ -1,10 +1,13 @@
 // Many clients connecting at the same moment: the service must not make them wait for the
-// kernel's retransmissions while it is busy.
+// kernel's retransmissions while it is busy, nor keep any of them waiting for good when there are
+// more of them than HTTP worker threads.
 #include <catch2/catch.hpp>
 
 #include <chrono>
 #include <csignal>
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <arpa/inet.h>
@@ -96,4 +99,36 @@ TEST_CASE("a burst of 256 connections while the service is stalled is queued, th
     close(fd);
   }
   CHECK(answered == fds.size());
+}
+
+TEST_CASE("more keep-alive clients than HTTP worker threads take turns, and all are answered") {
+  service_process service{{{"HTTP_THREADS", "2"}}};
+  // Six clients that keep their connections and ask again as soon as answered: the first two
+  // would hold both threads for good, unless told in turn to connect again.
+  constexpr int clients = 6;
+  std::vector<int> answered(clients, 0);
+  std::atomic<int> told_to_reconnect{0};
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds{1500};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < clients; ++i) {
+    threads.emplace_back([&, i] {
+      auto c = service.client();
+      c.set_keep_alive(true);
+      c.set_read_timeout(3, 0);
+      while (std::chrono::steady_clock::now() < until) {
+        auto res = c.Get("/health");
+        if (!res || std::chrono::steady_clock::now() >= until)
+          break; // an answer only once the others have gone does not count
+        answered[i] += res->status == 200;
+        told_to_reconnect += res->get_header_value("Connection") == "close";
+      }
+    });
+  }
+  for (auto& t : threads)
+    t.join();
+  for (int i = 0; i < clients; ++i) {
+    INFO("client " << i);
+    CHECK(answered[i] > 0);
+  }
+  CHECK(told_to_reconnect > 0);
 }

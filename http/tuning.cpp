@@ -50,7 +50,8 @@ public:
     wake_.notify_one();
   }
 
-  // Serves the connections still in line (httplib has stopped reading them), then joins.
+  // Lets the threads finish their connections and those still in line (httplib, stopped,
+  // closes them), then joins them.
   void shutdown() override {
     {
       std::lock_guard<std::mutex> guard{mutex_};

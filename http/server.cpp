@@ -195,11 +195,10 @@ struct http_server::impl {
       // Written from the store's own memory as the client reads it: no copy of every event per
       // GET, however many GETs are reading at once. No status set: httplib answers 200, or 206
       // to a Range request (to which an explicit 200 would send the range as if it were all).
-      auto array = std::make_shared<shared_text>(std::move(outcome->value()));
       res.set_content_provider(
-        array->size(), "application/json",
-        [array](size_t offset, size_t length, httplib::DataSink& sink) {
-          return array->write(offset, length, sink.write);
+        outcome->value().size(), "application/json",
+        [outcome](size_t offset, size_t length, httplib::DataSink& sink) {
+          return outcome->value().write(offset, length, sink.write);
         });
     }));
     // Liveness: answers while the process lives, shutdown included.

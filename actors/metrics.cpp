@@ -137,6 +137,9 @@ std::string registry::render() const {
   gauge_family("store_events", "Events in the store.", store_events.get());
   gauge_family("kafka_up", "1 while the producer reaches a Kafka broker.",
                kafka_up && kafka_up() ? 1 : 0);
+  gauge_family("http_connections_waiting",
+               "Open connections waiting for an HTTP worker thread (HTTP_THREADS are all serving).",
+               http_connections_waiting ? static_cast<int64_t>(http_connections_waiting()) : 0);
   return out;
 }
 

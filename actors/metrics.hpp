@@ -71,6 +71,8 @@ struct registry {
   gauge store_events;
   // Read at scrape time: whether the producer reaches at least one broker.
   std::function<bool()> kafka_up;
+  // Read at scrape time: open connections waiting in line for an HTTP worker thread.
+  std::function<size_t()> http_connections_waiting;
 
   std::string render() const;
 };

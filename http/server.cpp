@@ -125,7 +125,8 @@ struct http_server::impl {
   }
 
   void configure() {
-    tune_for_load(server, static_cast<size_t>(cfg.http_threads));
+    auto waiting = tune_for_load(server, static_cast<size_t>(cfg.http_threads));
+    metrics::global().http_connections_waiting = [waiting] { return waiting->load(); };
     server.set_payload_max_length(max_body_bytes);
     server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
       if (res.status == 404) {

@@ -103,7 +103,8 @@ private:
 
 } // namespace
 
-void tune_for_load(httplib::Server& server, size_t threads) {
+std::shared_ptr<const std::atomic<size_t>> tune_for_load(httplib::Server& server,
+                                                         size_t threads) {
   server.set_tcp_nodelay(true);
   server.set_keep_alive_max_count(1'000'000);
   auto waiting = std::make_shared<std::atomic<size_t>>(0);
@@ -117,6 +118,7 @@ void tune_for_load(httplib::Server& server, size_t threads) {
         && std::chrono::steady_clock::now() - turn_began > turn)
       res.set_header("Connection", "close");
   });
+  return waiting;
 }
 
 int bind_for_load(httplib::Server& server, const std::string& host, int port) {

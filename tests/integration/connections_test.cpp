@@ -132,3 +132,25 @@ TEST_CASE("more keep-alive clients than HTTP worker threads take turns, and all 
   }
   CHECK(told_to_reconnect > 0);
 }
+
+TEST_CASE("a connection waiting for an HTTP worker thread shows in /metrics") {
+  service_process service{{{"HTTP_THREADS", "2"}}};
+  // Two keep-alive clients hold both threads; a third connection waits in line.
+  auto a = service.client();
+  auto b = service.client();
+  a.set_keep_alive(true);
+  b.set_keep_alive(true);
+  REQUIRE(a.Get("/health"));
+  REQUIRE(b.Get("/health"));
+  int waiting = start_connect(service.port());
+  REQUIRE(count_connected({waiting}, std::chrono::milliseconds{2000}) == 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds{500}); // for the acceptor to queue it
+  // Asked on a connection that has its thread. Its turn is over, so the answer also tells it to
+  // connect again, which lets the waiting connection in.
+  auto scrape = a.Get("/metrics");
+  REQUIRE(scrape);
+  CHECK_THAT(scrape->body, Catch::Contains("\nhttp_connections_waiting 1\n"));
+  CHECK(scrape->get_header_value("Connection") == "close");
+  CHECK(health_status_line(waiting) == "HTTP/1.1 200 OK");
+  close(waiting);
+}

@@ -3,9 +3,9 @@
 // more of them than HTTP worker threads.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
-#include <atomic>
 #include <string>
 #include <thread>
 #include <vector>

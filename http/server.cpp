@@ -41,10 +41,6 @@ std::string_view route_of(const httplib::Request& req) {
   return it != allowed_methods.end() ? std::string_view{it->first} : "unmatched";
 }
 
-// When this worker thread began the request it is answering (httplib keeps a request on one
-// thread from routing to logging).
-thread_local std::chrono::steady_clock::time_point request_started;
-
 void reply_json(httplib::Response& res, int status, const std::string& body) {
   res.status = status;
   res.set_content(body, "application/json");
@@ -125,7 +121,15 @@ struct http_server::impl {
   }
 
   void configure() {
-    auto waiting = tune_for_load(server, static_cast<size_t>(cfg.http_threads));
+    // Runs once per answered request, whatever answered it: routes, errors, 413s alike.
+    auto count = [](const httplib::Request& req, const httplib::Response& res,
+                    std::chrono::steady_clock::duration took) {
+      auto route = route_of(req);
+      auto& m = metrics::global();
+      m.http_requests.inc(req.method, route, res.status);
+      m.http_request_duration.observe(route, took);
+    };
+    auto waiting = tune_for_load(server, static_cast<size_t>(cfg.http_threads), count);
     metrics::global().http_connections_waiting = [waiting] { return waiting->load(); };
     server.set_payload_max_length(max_body_bytes);
     server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
@@ -137,17 +141,6 @@ struct http_server::impl {
       }
       if (res.body.empty())
         reply_message(res, res.status, default_message(res.status));
-    });
-    server.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
-      request_started = std::chrono::steady_clock::now();
-      return httplib::Server::HandlerResponse::Unhandled;
-    });
-    // Runs once per answered request, whatever answered it: routes, errors, 413s alike.
-    server.set_logger([](const httplib::Request& req, const httplib::Response& res) {
-      auto route = route_of(req);
-      auto& m = metrics::global();
-      m.http_requests.inc(req.method, route, res.status);
-      m.http_request_duration.observe(route, std::chrono::steady_clock::now() - request_started);
     });
     server.set_exception_handler([](const httplib::Request& req, httplib::Response& res,
                                     std::exception_ptr ep) {

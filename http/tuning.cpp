@@ -1,33 +1,133 @@
 #include "http/tuning.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
 #include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include <dirent.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 namespace uas {
 
 namespace {
 
-// How long a connection keeps its thread while other connections wait for one. A turn ends in
-// a reconnection, so it is long next to a request; a connection in line waits about one turn
-// for every `max` connections ahead of it.
+using clock = std::chrono::steady_clock;
+
+// How long a connection keeps its thread while other connections wait for one, and how long it
+// may sit idle then. A turn ends in a reconnection, so it is long next to a request; a
+// connection in line waits about one turn for every `max` connections ahead of it.
 constexpr auto turn = std::chrono::milliseconds{100};
 
-// When this worker thread took the connection it is serving.
-thread_local std::chrono::steady_clock::time_point turn_began;
+// A connection as both ends name it: what httplib tells a request, and what the socket tells.
+struct connection_name {
+  int local_port = -1;
+  std::string client_address;
+  int client_port = -1;
+
+  bool operator==(const connection_name& other) const {
+    return local_port == other.local_port && client_port == other.client_port
+           && client_address == other.client_address;
+  }
+};
+
+// The name of the TCP connection behind `fd`, the way httplib writes it into a request; false if
+// `fd` is no such connection.
+bool name_of(int fd, connection_name& name) {
+  sockaddr_storage local{}, client{};
+  socklen_t local_size = sizeof local, client_size = sizeof client;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_size) != 0
+      || getpeername(fd, reinterpret_cast<sockaddr*>(&client), &client_size) != 0)
+    return false;
+  char local_port[8], address[NI_MAXHOST], client_port[8];
+  if (getnameinfo(reinterpret_cast<sockaddr*>(&local), local_size, nullptr, 0, local_port,
+                  sizeof local_port, NI_NUMERICSERV)
+        != 0
+      || getnameinfo(reinterpret_cast<sockaddr*>(&client), client_size, address, sizeof address,
+                     client_port, sizeof client_port, NI_NUMERICHOST | NI_NUMERICSERV)
+           != 0)
+    return false;
+  name = {std::atoi(local_port), address, std::atoi(client_port)};
+  return true;
+}
+
+// One worker thread's connection, as other threads may see it.
+struct seat {
+  // When its connection's last answer was written (clock ticks); 0 while a request is being
+  // handled, before the first and between connections.
+  std::atomic<clock::rep> idle_since{0};
+  std::mutex mutex;
+  connection_name name; // known from the connection's first request on; under mutex
+  bool named = false;   // under mutex; read alone by the seat's own thread, its only writer
+};
+
+// A seat's connection found idle at `since`.
+struct idle_connection {
+  seat* holder;
+  clock::rep since;
+  connection_name name;
+};
+
+// Shuts the reading side of these connections; httplib then reads the end of the stream, closes
+// the connection and frees its thread. httplib does not tell which socket a thread serves, so
+// the process's sockets are searched by name, and each found is pinned with dup() before it is
+// named again and shut: its number could otherwise be closed and reused meanwhile. A connection
+// with bytes unread, or no longer idle since it was chosen, is left alone: a request came after
+// all. One that comes just after the shut is still read and answered (the writing side stays
+// open), unless its bytes arrive only after httplib read the end: the race every server that
+// closes idle connections has, where the client sees the connection closed.
+void close_connections(const std::vector<idle_connection>& idle) {
+  DIR* fds = opendir("/proc/self/fd");
+  if (fds == nullptr)
+    return;
+  connection_name name;
+  while (dirent* entry = readdir(fds)) {
+    int fd = std::atoi(entry->d_name);
+    if (fd == dirfd(fds) || !name_of(fd, name))
+      continue;
+    auto it = std::find_if(idle.begin(), idle.end(),
+                           [&](const idle_connection& c) { return c.name == name; });
+    if (it == idle.end())
+      continue;
+    int pinned = dup(fd);
+    int unread = 0;
+    if (pinned >= 0 && name_of(pinned, name) && name == it->name
+        && ioctl(pinned, FIONREAD, &unread) == 0 && unread == 0
+        && it->holder->idle_since.load() == it->since)
+      ::shutdown(pinned, SHUT_RD);
+    if (pinned >= 0)
+      close(pinned);
+  }
+  closedir(fds);
+}
+
+// The seat of this worker thread, and when it took the connection it is serving.
+thread_local seat* my_seat = nullptr;
+thread_local clock::time_point turn_began;
+// When the request this worker thread is answering was read (httplib keeps a request on one
+// thread from routing to logging).
+thread_local clock::time_point request_began;
 
 // cpp-httplib serves each connection on one thread from accept to close. This pool has `max`
 // of those threads; a connection beyond that waits in line for one to close, and `waiting`
 // counts it.
+//
+// Connections take turns while any waits: an answer on a connection that has had its thread for
+// a turn asks its client to close (the post-routing handler in tune_for_load), and a connection
+// idle for a turn is closed by the server (give_way). Without the latter, clients that keep idle
+// connections open (connection pools, browsers) would hold every thread until httplib's 5 s
+// keep-alive timeout.
 //
 // Its threads run under SCHED_BATCH: a woken worker then waits for a core to come free instead
 // of preempting the thread that woke it. The service's scheduler thread wakes one worker per
@@ -36,9 +136,9 @@ thread_local std::chrono::steady_clock::time_point turn_began;
 class connection_threads final : public httplib::TaskQueue {
 public:
   connection_threads(size_t max, std::shared_ptr<std::atomic<size_t>> waiting)
-    : waiting_{std::move(waiting)} {
-    for (size_t i = 0; i < max; ++i)
-      threads_.emplace_back([this] { work(); });
+    : waiting_{std::move(waiting)}, seats_(max) {
+    for (auto& s : seats_)
+      threads_.emplace_back([this, &s] { work(s); });
   }
 
   void enqueue(std::function<void()> connection) override {
@@ -48,7 +148,11 @@ public:
       count_waiting();
     }
     wake_.notify_one();
+    give_way();
   }
+
+  // httplib's accepting thread calls this every `turn / 4` that no connection arrives.
+  void on_idle() override { give_way(); }
 
   // Lets the threads finish their connections and those still in line (httplib, stopped,
   // closes them), then joins them.
@@ -63,11 +167,12 @@ public:
   }
 
 private:
-  void work() {
+  void work(seat& mine) {
     // Once per thread. Failing is harmless: it stays an ordinary thread.
     sched_param normal{};
     pthread_setschedparam(pthread_self(), SCHED_BATCH, &normal);
     pthread_setname_np(pthread_self(), "http-worker"); // for top -H, perf and gdb
+    my_seat = &mine;
     std::unique_lock<std::mutex> lock{mutex_};
     for (;;) {
       ++idle_;
@@ -80,8 +185,13 @@ private:
       connections_.pop_front();
       count_waiting();
       lock.unlock();
-      turn_began = std::chrono::steady_clock::now();
+      turn_began = clock::now();
       connection();
+      mine.idle_since = 0;
+      {
+        std::lock_guard<std::mutex> guard{mine.mutex};
+        mine.named = false;
+      }
       lock.lock();
     }
   }
@@ -92,7 +202,31 @@ private:
                     std::memory_order_relaxed);
   }
 
+  // While connections wait, closes as many connections as wait among those idle for a turn.
+  // Runs on httplib's accepting thread only.
+  void give_way() {
+    auto wanted = waiting_->load(std::memory_order_relaxed);
+    if (wanted == 0)
+      return;
+    std::vector<idle_connection> idle;
+    auto now = clock::now().time_since_epoch().count();
+    auto long_enough = std::chrono::duration_cast<clock::duration>(turn).count();
+    for (auto& s : seats_) {
+      auto since = s.idle_since.load();
+      if (since == 0 || now - since < long_enough)
+        continue;
+      std::lock_guard<std::mutex> guard{s.mutex};
+      if (s.named)
+        idle.push_back({&s, since, s.name});
+      if (idle.size() == wanted)
+        break;
+    }
+    if (!idle.empty())
+      close_connections(idle);
+  }
+
   const std::shared_ptr<std::atomic<size_t>> waiting_;
+  std::deque<seat> seats_; // one per thread; a deque, for seats do not move
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::function<void()>> connections_;
@@ -103,24 +237,42 @@ private:
 
 } // namespace
 
-std::shared_ptr<const std::atomic<size_t>> tune_for_load(httplib::Server& server,
-                                                         size_t threads) {
+std::shared_ptr<const std::atomic<size_t>> tune_for_load(httplib::Server& server, size_t threads,
+                                                         answer_logger log) {
   server.set_tcp_nodelay(true);
   server.set_keep_alive_max_count(1'000'000);
   auto waiting = std::make_shared<std::atomic<size_t>>(0);
   server.new_task_queue = [threads, waiting] { return new connection_threads(threads, waiting); };
+  server.set_idle_interval(std::chrono::duration_cast<std::chrono::microseconds>(turn / 4));
+  // Called once the request's headers are read, before its body.
+  server.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
+    request_began = clock::now();
+    my_seat->idle_since = 0;
+    if (!my_seat->named) {
+      std::lock_guard<std::mutex> guard{my_seat->mutex};
+      my_seat->name = {req.local_port, req.remote_addr, req.remote_port};
+      my_seat->named = true;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
   // While connections wait for a thread, an answer on a connection whose turn is over asks its
   // client to close and connect again, so that connections take turns instead of the first
   // `threads` keeping theirs for good. HTTP/1.1 clients close on it; the thread is free once
   // they have.
   server.set_post_routing_handler([waiting](const httplib::Request&, httplib::Response& res) {
-    if (waiting->load(std::memory_order_relaxed) > 0
-        && std::chrono::steady_clock::now() - turn_began > turn)
+    if (waiting->load(std::memory_order_relaxed) > 0 && clock::now() - turn_began > turn)
       res.set_header("Connection", "close");
+  });
+  // Called once the answer is written, whatever answered: routes, errors, 413s alike.
+  server.set_logger([log = std::move(log)](const httplib::Request& req,
+                                           const httplib::Response& res) {
+    auto now = clock::now();
+    if (log)
+      log(req, res, now - request_began);
+    my_seat->idle_since = now.time_since_epoch().count();
   });
   return waiting;
 }
-
 int bind_for_load(httplib::Server& server, const std::string& host, int port) {
   // httplib 0.11 listens with a backlog of 5 and hides its socket. When more clients connect at
   // once than that (wrk's 32, a proxy opening its pool) while the acceptor waits for a core, the

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -12,11 +14,18 @@
 
 namespace uas {
 
+// Told of every answer once it is written, with the time from the request's headers to then.
+using answer_logger = std::function<void(const httplib::Request&, const httplib::Response&,
+                                         std::chrono::steady_clock::duration)>;
+
 // No Nagle delay, keep-alive connections kept open, up to `threads` connections served at once
 // by workers that do not preempt the thread that wakes them (SCHED_BATCH), and connections
-// beyond that taking turns: while any waits, answers carry `Connection: close`. Returns how many
-// connections wait in line, as it changes.
-std::shared_ptr<const std::atomic<size_t>> tune_for_load(httplib::Server& server, size_t threads);
+// beyond that taking turns: while any waits, a connection that has had its thread for 100 ms is
+// answered with `Connection: close`, and one idle for 100 ms is closed. Takes the server's
+// logger (httplib has one, and this needs it); returns how many connections wait in line, as it
+// changes.
+std::shared_ptr<const std::atomic<size_t>> tune_for_load(httplib::Server& server, size_t threads,
+                                                         answer_logger log = {});
 
 // Binds host:port (port 0: any free one) with an accept queue as deep as the system allows;
 // the bound port, or -1.

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -78,6 +79,52 @@ std::string health_status_line(int fd) {
   return answer.substr(0, answer.find("\r\n"));
 }
 
+// Sends `text` whole on a connected socket.
+bool send_all(int fd, const std::string& text) {
+  return send(fd, text.data(), text.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(text.size());
+}
+
+// Reads what arrives on `fd` until `done` holds for it, the connection ends or `timeout`
+// passes; what was read.
+std::string read_until(int fd, const std::function<bool(const std::string&)>& done,
+                       std::chrono::milliseconds timeout) {
+  std::string got;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  char buf[4096];
+  while (!done(got)) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+    pollfd readable{fd, POLLIN, 0};
+    if (left.count() <= 0 || poll(&readable, 1, static_cast<int>(left.count())) <= 0)
+      break;
+    auto n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0)
+      break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  return got;
+}
+
+// Connects to the service and reads one answer to GET /health on a keep-alive connection.
+int connect_and_ask_health(int port) {
+  int fd = start_connect(port);
+  REQUIRE(count_connected({fd}, std::chrono::milliseconds{2000}) == 1);
+  REQUIRE(send_all(fd, "GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+  auto answer = read_until(fd, [](auto& got) { return got.find("\"ok\"}") != std::string::npos; },
+                           std::chrono::milliseconds{5000});
+  REQUIRE(answer.rfind("HTTP/1.1 200 OK", 0) == 0);
+  return fd;
+}
+
+// Whether the service closed `fd` (the end of the stream, or a reset) within `timeout`.
+bool closed_by_service(int fd, std::chrono::milliseconds timeout) {
+  pollfd readable{fd, POLLIN, 0};
+  if (poll(&readable, 1, static_cast<int>(timeout.count())) != 1)
+    return false;
+  char c;
+  return recv(fd, &c, 1, 0) <= 0;
+}
+
 } // namespace
 
 TEST_CASE("a burst of 256 connections while the service is stalled is queued, then answered") {
@@ -133,24 +180,79 @@ TEST_CASE("more keep-alive clients than HTTP worker threads take turns, and all 
   CHECK(told_to_reconnect > 0);
 }
 
+TEST_CASE("idle keep-alive connections give their threads to connections waiting for one") {
+  service_process service{{{"HTTP_THREADS", "2"}}};
+  // Two clients keep their connections open and idle, the way connection pools and browsers
+  // do: they hold both threads. A third client must not wait out their keep-alive timeout (5 s).
+  int idle_a = connect_and_ask_health(service.port());
+  int idle_b = connect_and_ask_health(service.port());
+  auto began = std::chrono::steady_clock::now();
+  int third = start_connect(service.port());
+  REQUIRE(count_connected({third}, std::chrono::milliseconds{2000}) == 1);
+  CHECK(health_status_line(third) == "HTTP/1.1 200 OK");
+  auto waited = std::chrono::steady_clock::now() - began;
+  CHECK(waited < std::chrono::milliseconds{1500});
+  // The service closed one of them for it (with nothing sent on it: no half answer).
+  CHECK((closed_by_service(idle_a, std::chrono::milliseconds{100})
+         || closed_by_service(idle_b, std::chrono::milliseconds{100})));
+  for (int fd : {idle_a, idle_b, third})
+    close(fd);
+}
+
+TEST_CASE("a request still arriving keeps its connection while others wait") {
+  service_process service{{{"HTTP_THREADS", "2"}}};
+  // One client, answered once already, sends a POST's headers and half its body, then pauses;
+  // its thread waits for the rest. A waiting connection must get the other, idle, thread and
+  // leave this one be.
+  std::string body = R"({"userId":"slow","eventType":"LOGIN"})";
+  int slow = connect_and_ask_health(service.port());
+  REQUIRE(send_all(slow, "POST /events/generate HTTP/1.1\r\nHost: localhost\r\n"
+                         "Content-Type: application/json\r\nContent-Length: "
+                           + std::to_string(body.size()) + "\r\n\r\n"
+                           + body.substr(0, body.size() / 2)));
+  int idle = connect_and_ask_health(service.port());
+  auto began = std::chrono::steady_clock::now();
+  int third = start_connect(service.port());
+  REQUIRE(count_connected({third}, std::chrono::milliseconds{2000}) == 1);
+  CHECK(health_status_line(third) == "HTTP/1.1 200 OK");
+  CHECK(std::chrono::steady_clock::now() - began < std::chrono::milliseconds{1500});
+  CHECK(closed_by_service(idle, std::chrono::milliseconds{100}));
+  // Well past a turn later, the rest of the body: the event is taken.
+  std::this_thread::sleep_for(std::chrono::milliseconds{300});
+  REQUIRE(send_all(slow, body.substr(body.size() / 2)));
+  auto answer = read_until(slow, [](auto& got) { return got.find("\"eventId\"") != std::string::npos; },
+                           std::chrono::milliseconds{10000});
+  CHECK(answer.rfind("HTTP/1.1 201 Created", 0) == 0);
+  for (int fd : {slow, idle, third})
+    close(fd);
+}
+
 TEST_CASE("a connection waiting for an HTTP worker thread shows in /metrics") {
   service_process service{{{"HTTP_THREADS", "2"}}};
-  // Two keep-alive clients hold both threads; a third connection waits in line.
-  auto a = service.client();
-  auto b = service.client();
-  a.set_keep_alive(true);
-  b.set_keep_alive(true);
-  REQUIRE(a.Get("/health"));
-  REQUIRE(b.Get("/health"));
+  // One client asks again and again on its connection; another holds the second thread with a
+  // request whose body has not come yet. A third connection waits in line.
+  auto asking = service.client();
+  asking.set_keep_alive(true);
+  REQUIRE(asking.Get("/health"));
+  int slow = start_connect(service.port());
+  REQUIRE(count_connected({slow}, std::chrono::milliseconds{2000}) == 1);
+  REQUIRE(send_all(slow, "POST /events/generate HTTP/1.1\r\nHost: localhost\r\n"
+                         "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n"));
   int waiting = start_connect(service.port());
   REQUIRE(count_connected({waiting}, std::chrono::milliseconds{2000}) == 1);
-  std::this_thread::sleep_for(std::chrono::milliseconds{500}); // for the acceptor to queue it
-  // Asked on a connection that has its thread. Its turn is over, so the answer also tells it to
-  // connect again, which lets the waiting connection in.
-  auto scrape = a.Get("/metrics");
-  REQUIRE(scrape);
-  CHECK_THAT(scrape->body, Catch::Contains("\nhttp_connections_waiting 1\n"));
-  CHECK(scrape->get_header_value("Connection") == "close");
+  // Scrapes on the asking connection see the third wait, until its turn is over: then the
+  // answer also tells it to connect again, which lets the waiting connection in.
+  bool seen_waiting = false, told_to_reconnect = false;
+  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds{3000};
+  while (!told_to_reconnect && std::chrono::steady_clock::now() < until) {
+    auto scrape = asking.Get("/metrics");
+    REQUIRE(scrape);
+    seen_waiting |= scrape->body.find("\nhttp_connections_waiting 1\n") != std::string::npos;
+    told_to_reconnect = scrape->get_header_value("Connection") == "close";
+  }
+  CHECK(seen_waiting);
+  CHECK(told_to_reconnect);
   CHECK(health_status_line(waiting) == "HTTP/1.1 200 OK");
-  close(waiting);
+  for (int fd : {slow, waiting})
+    close(fd);
 }

@@ -177,6 +177,48 @@ PY
 read -r acked stored e2e_p50 e2e_p99 <<<"$e2e"
 echo "acked $acked stored $stored e2e_p50_ms $e2e_p50 e2e_p99_ms $e2e_p99"
 
+echo "== 128 keep-alive clients on 64 HTTP threads, each POSTing once every 2 s for 10 s"
+# Clients of a service keep connections open between requests (connection pools, browsers): more
+# of them than threads, mostly idle. Each client checks its connection before reusing it, as
+# pools do, and reconnects if the service has closed it.
+start_service LOG_LEVEL=warn
+idle_clients=$(/usr/bin/python3 - "$port" 128 2 10 <<'PY'
+import http.client, json, select, sys, threading, time
+port, clients, period, duration = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+body = json.dumps({'userId': 'pooled', 'eventType': 'LOGIN'})
+latencies, failures, lock = [], [0], threading.Lock()
+def client(i):
+    connection = http.client.HTTPConnection('127.0.0.1', port, timeout=30)
+    start = time.monotonic() + period * i / clients
+    for k in range(int(duration / period)):
+        time.sleep(max(0.0, start + k * period - time.monotonic()))
+        if connection.sock is not None and select.select([connection.sock], [], [], 0)[0]:
+            connection.close() # readable while idle: closed by the service
+        began = time.monotonic()
+        try:
+            connection.request('POST', '/events/generate', body, {'Content-Type': 'application/json'})
+            response = connection.getresponse()
+            response.read()
+            ok = response.status == 201
+        except OSError:
+            ok = False
+            connection.close()
+        with lock:
+            if ok:
+                latencies.append((time.monotonic() - began) * 1000)
+            else:
+                failures[0] += 1
+threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+for t in threads: t.start()
+for t in threads: t.join()
+latencies.sort()
+print(f"{latencies[int(0.99 * len(latencies))]:.1f} {latencies[-1]:.1f} {failures[0]}")
+PY
+)
+stop_service
+read -r pooled_p99 pooled_max pooled_failed <<<"$idle_clients"
+echo "p99_ms $pooled_p99 max_ms $pooled_max failed $pooled_failed"
+
 rps=$(over_rounds rps service median); ceiling=$(over_rounds rps ceiling median)
 ratio=$(echo "$rps / $ceiling" | bc -l)
 echo
@@ -192,3 +234,5 @@ printf '| GET /events/processed at 100k | %s ms | <= 250 ms | <= 100 ms |\n' "$g
 printf '| 8 GETs at once at 100k: peak memory added | %s KiB | - | - |\n' "$get8_peak_kib"
 printf '| POST p99 while a GET reads 100k each second | %s ms (%s req/s) | - | - |\n' \
   "$(field p99_ms "$work/service-reading.txt")" "$(field rps "$work/service-reading.txt")"
+printf '| 128 mostly idle keep-alive clients on 64 threads: POST p99 / max | %s / %s ms (%s failed) | - | - |\n' \
+  "$pooled_p99" "$pooled_max" "$pooled_failed"

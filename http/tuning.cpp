@@ -5,6 +5,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
+#include <string>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -13,6 +14,7 @@
 
 #include <dirent.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/ioctl.h>
@@ -23,7 +25,7 @@ namespace uas {
 
 namespace {
 
-using clock = std::chrono::steady_clock;
+using std::chrono::steady_clock;
 
 // How long a connection keeps its thread while other connections wait for one, and how long it
 // may sit idle then. A turn ends in a reconnection, so it is long next to a request; a
@@ -42,23 +44,25 @@ struct connection_name {
   }
 };
 
+int port_of(const sockaddr_storage& address) {
+  return ntohs(address.ss_family == AF_INET6
+                 ? reinterpret_cast<const sockaddr_in6&>(address).sin6_port
+                 : reinterpret_cast<const sockaddr_in&>(address).sin_port);
+}
+
 // The name of the TCP connection behind `fd`, the way httplib writes it into a request; false if
 // `fd` is no such connection.
 bool name_of(int fd, connection_name& name) {
   sockaddr_storage local{}, client{};
   socklen_t local_size = sizeof local, client_size = sizeof client;
+  char address[NI_MAXHOST];
   if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_size) != 0
-      || getpeername(fd, reinterpret_cast<sockaddr*>(&client), &client_size) != 0)
-    return false;
-  char local_port[8], address[NI_MAXHOST], client_port[8];
-  if (getnameinfo(reinterpret_cast<sockaddr*>(&local), local_size, nullptr, 0, local_port,
-                  sizeof local_port, NI_NUMERICSERV)
-        != 0
+      || getpeername(fd, reinterpret_cast<sockaddr*>(&client), &client_size) != 0
       || getnameinfo(reinterpret_cast<sockaddr*>(&client), client_size, address, sizeof address,
-                     client_port, sizeof client_port, NI_NUMERICHOST | NI_NUMERICSERV)
+                     nullptr, 0, NI_NUMERICHOST)
            != 0)
     return false;
-  name = {std::atoi(local_port), address, std::atoi(client_port)};
+  name = {port_of(local), address, port_of(client)};
   return true;
 }
 
@@ -66,7 +70,7 @@ bool name_of(int fd, connection_name& name) {
 struct seat {
   // When its connection's last answer was written (clock ticks); 0 while a request is being
   // handled, before the first and between connections.
-  std::atomic<clock::rep> idle_since{0};
+  std::atomic<steady_clock::rep> idle_since{0};
   std::mutex mutex;
   connection_name name; // known from the connection's first request on; under mutex
   bool named = false;   // under mutex; read alone by the seat's own thread, its only writer
@@ -75,7 +79,7 @@ struct seat {
 // A seat's connection found idle at `since`.
 struct idle_connection {
   seat* holder;
-  clock::rep since;
+  steady_clock::rep since;
   connection_name name;
 };
 
@@ -114,10 +118,10 @@ void close_connections(const std::vector<idle_connection>& idle) {
 
 // The seat of this worker thread, and when it took the connection it is serving.
 thread_local seat* my_seat = nullptr;
-thread_local clock::time_point turn_began;
+thread_local steady_clock::time_point turn_began;
 // When the request this worker thread is answering was read (httplib keeps a request on one
 // thread from routing to logging).
-thread_local clock::time_point request_began;
+thread_local steady_clock::time_point request_began;
 
 // cpp-httplib serves each connection on one thread from accept to close. This pool has `max`
 // of those threads; a connection beyond that waits in line for one to close, and `waiting`
@@ -185,7 +189,7 @@ private:
       connections_.pop_front();
       count_waiting();
       lock.unlock();
-      turn_began = clock::now();
+      turn_began = steady_clock::now();
       connection();
       mine.idle_since = 0;
       {
@@ -209,8 +213,8 @@ private:
     if (wanted == 0)
       return;
     std::vector<idle_connection> idle;
-    auto now = clock::now().time_since_epoch().count();
-    auto long_enough = std::chrono::duration_cast<clock::duration>(turn).count();
+    auto now = steady_clock::now().time_since_epoch().count();
+    auto long_enough = std::chrono::duration_cast<steady_clock::duration>(turn).count();
     for (auto& s : seats_) {
       auto since = s.idle_since.load();
       if (since == 0 || now - since < long_enough)
@@ -246,7 +250,7 @@ std::shared_ptr<const std::atomic<size_t>> tune_for_load(httplib::Server& server
   server.set_idle_interval(std::chrono::duration_cast<std::chrono::microseconds>(turn / 4));
   // Called once the request's headers are read, before its body.
   server.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
-    request_began = clock::now();
+    request_began = steady_clock::now();
     my_seat->idle_since = 0;
     if (!my_seat->named) {
       std::lock_guard<std::mutex> guard{my_seat->mutex};
@@ -260,13 +264,13 @@ std::shared_ptr<const std::atomic<size_t>> tune_for_load(httplib::Server& server
   // `threads` keeping theirs for good. HTTP/1.1 clients close on it; the thread is free once
   // they have.
   server.set_post_routing_handler([waiting](const httplib::Request&, httplib::Response& res) {
-    if (waiting->load(std::memory_order_relaxed) > 0 && clock::now() - turn_began > turn)
+    if (waiting->load(std::memory_order_relaxed) > 0 && steady_clock::now() - turn_began > turn)
       res.set_header("Connection", "close");
   });
   // Called once the answer is written, whatever answered: routes, errors, 413s alike.
   server.set_logger([log = std::move(log)](const httplib::Request& req,
                                            const httplib::Response& res) {
-    auto now = clock::now();
+    auto now = steady_clock::now();
     if (log)
       log(req, res, now - request_began);
     my_seat->idle_since = now.time_since_epoch().count();

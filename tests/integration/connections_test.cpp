@@ -229,15 +229,16 @@ TEST_CASE("a request still arriving keeps its connection while others wait") {
 
 TEST_CASE("a connection waiting for an HTTP worker thread shows in /metrics") {
   service_process service{{{"HTTP_THREADS", "2"}}};
-  // One client asks again and again on its connection; another holds the second thread with a
-  // request whose body has not come yet. A third connection waits in line.
-  auto asking = service.client();
-  asking.set_keep_alive(true);
-  REQUIRE(asking.Get("/health"));
+  // One client holds a thread with a request whose body has not come yet; another asks again
+  // and again on its connection, never idle long enough to be closed. A third connection waits
+  // in line.
   int slow = start_connect(service.port());
   REQUIRE(count_connected({slow}, std::chrono::milliseconds{2000}) == 1);
   REQUIRE(send_all(slow, "POST /events/generate HTTP/1.1\r\nHost: localhost\r\n"
                          "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n"));
+  auto asking = service.client();
+  asking.set_keep_alive(true);
+  REQUIRE(asking.Get("/health"));
   int waiting = start_connect(service.port());
   REQUIRE(count_connected({waiting}, std::chrono::milliseconds{2000}) == 1);
   // Scrapes on the asking connection see the third wait, until its turn is over: then the

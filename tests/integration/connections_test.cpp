@@ -1,6 +1,6 @@
 // Many clients connecting at the same moment: the service must not make them wait for the
-// kernel's retransmissions while it is busy, nor keep any of them waiting for good when there are
-// more of them than HTTP worker threads.
+// kernel's retransmissions while it is busy, nor keep any of them waiting for good, or behind
+// idle connections, when there are more of them than HTTP worker threads.
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -12,7 +12,6 @@
 #include <vector>
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -62,23 +61,6 @@ size_t count_connected(const std::vector<int>& fds, std::chrono::milliseconds ti
   return connected;
 }
 
-// Sends GET /health on a connected socket and reads the answer's status line (blocking, with
-// a timeout).
-std::string health_status_line(int fd) {
-  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-  timeval timeout{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  std::string request = "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size()))
-    return "send failed";
-  std::string answer;
-  char buf[512];
-  ssize_t n;
-  while (answer.find("\r\n") == std::string::npos && (n = recv(fd, buf, sizeof buf, 0)) > 0)
-    answer.append(buf, static_cast<size_t>(n));
-  return answer.substr(0, answer.find("\r\n"));
-}
-
 // Sends `text` whole on a connected socket.
 bool send_all(int fd, const std::string& text) {
   return send(fd, text.data(), text.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(text.size());
@@ -103,6 +85,15 @@ std::string read_until(int fd, const std::function<bool(const std::string&)>& do
     got.append(buf, static_cast<size_t>(n));
   }
   return got;
+}
+
+// Sends GET /health on a connected socket and reads the answer's status line.
+std::string health_status_line(int fd) {
+  if (!send_all(fd, "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"))
+    return "send failed";
+  auto answer = read_until(fd, [](auto& got) { return got.find("\r\n") != std::string::npos; },
+                           std::chrono::milliseconds{10000});
+  return answer.substr(0, answer.find("\r\n"));
 }
 
 // Connects to the service and reads one answer to GET /health on a keep-alive connection.

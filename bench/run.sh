@@ -28,7 +28,7 @@ wait_for() { # file text
 start_service() {
   port=$(free_port)
   log="$work/service-$port.log"
-  env PORT="$port" KAFKA_BROKERS="$broker" HTTP_THREADS=64 "$@" "$bin/user-activity-service" >"$log" 2>&1 &
+  env PORT="$port" KAFKA_BROKERS="$broker" "$@" "$bin/user-activity-service" >"$log" 2>&1 &
   pid=$!
   pids+=("$pid")
   # Ready: the producer reaches the broker and the consumer has joined its group.
@@ -177,11 +177,11 @@ PY
 read -r acked stored e2e_p50 e2e_p99 <<<"$e2e"
 echo "acked $acked stored $stored e2e_p50_ms $e2e_p50 e2e_p99_ms $e2e_p99"
 
-echo "== 128 keep-alive clients on 64 HTTP threads, each POSTing once every 2 s for 10 s"
+echo "== 128 keep-alive clients on 64 HTTP threads (HTTP_THREADS=64), each POSTing once every 2 s for 10 s"
 # Clients of a service keep connections open between requests (connection pools, browsers): more
 # of them than threads, mostly idle. Each client checks its connection before reusing it, as
 # pools do, and reconnects if the service has closed it.
-start_service LOG_LEVEL=warn
+start_service LOG_LEVEL=warn HTTP_THREADS=64
 idle_clients=$(/usr/bin/python3 - "$port" 128 2 10 <<'PY'
 import http.client, json, select, sys, threading, time
 port, clients, period, duration = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])

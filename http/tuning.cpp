@@ -5,10 +5,10 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
-#include <string>
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -247,8 +247,10 @@ std::shared_ptr<const std::atomic<size_t>> tune_for_load(httplib::Server& server
   server.set_keep_alive_max_count(1'000'000);
   auto waiting = std::make_shared<std::atomic<size_t>>(0);
   server.new_task_queue = [threads, waiting] { return new connection_threads(threads, waiting); };
+  // For connection_threads::on_idle, so that an idle connection gives way soon after its turn.
   server.set_idle_interval(std::chrono::duration_cast<std::chrono::microseconds>(turn / 4));
-  // Called once the request's headers are read, before its body.
+  // Called once a request's headers are read, before its body: from here until its answer is
+  // written the connection is busy and keeps its thread. The first request names the connection.
   server.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
     request_began = steady_clock::now();
     my_seat->idle_since = 0;
@@ -277,6 +279,7 @@ std::shared_ptr<const std::atomic<size_t>> tune_for_load(httplib::Server& server
   });
   return waiting;
 }
+
 int bind_for_load(httplib::Server& server, const std::string& host, int port) {
   // httplib 0.11 listens with a backlog of 5 and hides its socket. When more clients connect at
   // once than that (wrk's 32, a proxy opening its pool) while the acceptor waits for a core, the

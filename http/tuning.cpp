@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/ioctl.h>
@@ -295,6 +296,12 @@ int bind_for_load(httplib::Server& server, const std::string& host, int port) {
   server.set_socket_options(httplib::default_socket_options);
   if (bound < 0 || ::listen(listening, SOMAXCONN) != 0)
     return -1;
+  // A connection is accepted, and takes a worker thread, once its first bytes arrive, or after
+  // this long: HTTP clients speak first, and one that has nothing to say yet (a browser's
+  // speculative connection, a TCP health probe) would otherwise hold a thread until httplib's
+  // keep-alive timeout. Failing is harmless: connections are accepted at once.
+  int deferred_seconds = 5;
+  setsockopt(listening, IPPROTO_TCP, TCP_DEFER_ACCEPT, &deferred_seconds, sizeof deferred_seconds);
   return bound;
 }
 

@@ -87,13 +87,18 @@ std::string read_until(int fd, const std::function<bool(const std::string&)>& do
   return got;
 }
 
-// Sends GET /health on a connected socket and reads the answer's status line.
-std::string health_status_line(int fd) {
-  if (!send_all(fd, "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"))
-    return "send failed";
+const std::string health_request = "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+
+// Reads the status line of the answer coming on `fd`.
+std::string status_line(int fd) {
   auto answer = read_until(fd, [](auto& got) { return got.find("\r\n") != std::string::npos; },
                            std::chrono::milliseconds{10000});
   return answer.substr(0, answer.find("\r\n"));
+}
+
+// Sends GET /health on a connected socket and reads the answer's status line.
+std::string health_status_line(int fd) {
+  return send_all(fd, health_request) ? status_line(fd) : "send failed";
 }
 
 // Connects to the service and reads one answer to GET /health on a keep-alive connection.
@@ -190,6 +195,26 @@ TEST_CASE("idle keep-alive connections give their threads to connections waiting
     close(fd);
 }
 
+TEST_CASE("connections on which nothing has been sent take no HTTP worker thread") {
+  service_process service{{{"HTTP_THREADS", "2"}}};
+  // Two clients connect and say nothing yet, as browsers' speculative connections and TCP
+  // health probes do. Given threads, they would hold both until the keep-alive timeout (5 s).
+  std::vector<int> silent{start_connect(service.port()), start_connect(service.port())};
+  REQUIRE(count_connected(silent, std::chrono::milliseconds{2000}) == 2);
+  std::this_thread::sleep_for(std::chrono::milliseconds{300});
+  auto began = std::chrono::steady_clock::now();
+  int asking = start_connect(service.port());
+  REQUIRE(count_connected({asking}, std::chrono::milliseconds{2000}) == 1);
+  CHECK(health_status_line(asking) == "HTTP/1.1 200 OK");
+  CHECK(std::chrono::steady_clock::now() - began < std::chrono::milliseconds{1500});
+  // Once they speak, they are answered too.
+  for (int fd : silent)
+    CHECK(health_status_line(fd) == "HTTP/1.1 200 OK");
+  for (int fd : silent)
+    close(fd);
+  close(asking);
+}
+
 TEST_CASE("a request still arriving keeps its connection while others wait") {
   service_process service{{{"HTTP_THREADS", "2"}}};
   // One client, answered once already, sends a POST's headers and half its body, then pauses;
@@ -232,6 +257,7 @@ TEST_CASE("a connection waiting for an HTTP worker thread shows in /metrics") {
   REQUIRE(asking.Get("/health"));
   int waiting = start_connect(service.port());
   REQUIRE(count_connected({waiting}, std::chrono::milliseconds{2000}) == 1);
+  REQUIRE(send_all(waiting, health_request));
   // Scrapes on the asking connection see the third wait, until its turn is over: then the
   // answer also tells it to connect again, which lets the waiting connection in.
   bool seen_waiting = false, told_to_reconnect = false;
@@ -244,7 +270,7 @@ TEST_CASE("a connection waiting for an HTTP worker thread shows in /metrics") {
   }
   CHECK(seen_waiting);
   CHECK(told_to_reconnect);
-  CHECK(health_status_line(waiting) == "HTTP/1.1 200 OK");
+  CHECK(status_line(waiting) == "HTTP/1.1 200 OK");
   for (int fd : {slow, waiting})
     close(fd);
 }

@@ -87,7 +87,8 @@ std::string read_until(int fd, const std::function<bool(const std::string&)>& do
   return got;
 }
 
-const std::string health_request = "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+const std::string health_request =
+  "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
 
 // Reads the status line of the answer coming on `fd`.
 std::string status_line(int fd) {

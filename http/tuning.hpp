@@ -22,13 +22,13 @@ using answer_logger = std::function<void(const httplib::Request&, const httplib:
 // by workers that do not preempt the thread that wakes them (SCHED_BATCH), and connections
 // beyond that taking turns: while any waits, a connection that has had its thread for 100 ms is
 // answered with `Connection: close`, and one idle for 100 ms is closed. Takes the server's
-// logger (httplib has one, and this needs it); returns how many connections wait in line, as it
+// logger (httplib has one, and this needs it, and its pre-routing handler); returns how many connections wait in line, as it
 // changes.
 std::shared_ptr<const std::atomic<size_t>> tune_for_load(httplib::Server& server, size_t threads,
                                                          answer_logger log = {});
 
-// Binds host:port (port 0: any free one) with an accept queue as deep as the system allows;
-// the bound port, or -1.
+// Binds host:port (port 0: any free one) with an accept queue as deep as the system allows,
+// accepting a connection once its first bytes arrive; the bound port, or -1.
 int bind_for_load(httplib::Server& server, const std::string& host, int port);
 
 } // namespace uas

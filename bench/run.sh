@@ -200,7 +200,7 @@ def client(i):
             response = connection.getresponse()
             response.read()
             ok = response.status == 201
-        except OSError:
+        except (OSError, http.client.HTTPException): # reset, closed, or no answer at all
             ok = False
             connection.close()
         with lock:

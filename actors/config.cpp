@@ -34,7 +34,7 @@ const std::vector<variable> variables = {
   {"KAFKA_REQUEST_TIMEOUT_MS", "30000", "bound on one publish attempt's delivery"},
   {"LOG_LEVEL", "info", "trace, debug, info, warn, error"},
   {"LOG_FORMAT", "text", "`text`, or `json`: one JSON object a line"},
-  {"HTTP_THREADS", "256", "HTTP worker threads"},
+  {"HTTP_THREADS", "64", "HTTP worker threads"},
 };
 
 [[noreturn]] void fail(const std::string& name, const std::string& value, const std::string& why) {

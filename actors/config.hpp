@@ -28,7 +28,7 @@ struct config {
   std::chrono::milliseconds request_timeout{30000};
   std::string log_level = "info";
   log_format format = log_format::text;
-  int http_threads = 256;
+  int http_threads = 64;
 
   bool embedded_broker() const { return kafka_brokers == "embedded"; }
 };

@@ -53,7 +53,7 @@ TEST_CASE("with nothing set, every default from the table") {
   CHECK(c.request_timeout == std::chrono::milliseconds{30000});
   CHECK(c.log_level == "info");
   CHECK(c.format == log_format::text);
-  CHECK(c.http_threads == 256);
+  CHECK(c.http_threads == 64);
 }
 
 TEST_CASE("every variable is taken") {

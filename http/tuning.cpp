@@ -1,10 +1,8 @@
 #include "http/tuning.hpp"
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <cstdlib>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -12,15 +10,16 @@
 #include <thread>
 #include <vector>
 
-#include <dirent.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include "http/accepted.hpp"
 
 namespace uas {
 
@@ -33,88 +32,63 @@ using std::chrono::steady_clock;
 // connection in line waits about one turn for every `max` connections ahead of it.
 constexpr auto turn = std::chrono::milliseconds{100};
 
-// A connection as both ends name it: what httplib tells a request, and what the socket tells.
-struct connection_name {
-  int local_port = -1;
-  std::string client_address;
-  int client_port = -1;
+// A connection's socket as it was accepted: its number, and the inode that tells whether the
+// number still means that socket (a number closed and reused means another).
+struct connection_socket {
+  int fd = -1;
+  dev_t device = 0;
+  ino_t inode = 0;
 
-  bool operator==(const connection_name& other) const {
-    return local_port == other.local_port && client_port == other.client_port
-           && client_address == other.client_address;
-  }
+  bool known() const { return fd >= 0; }
 };
 
-int port_of(const sockaddr_storage& address) {
-  return ntohs(address.ss_family == AF_INET6
-                 ? reinterpret_cast<const sockaddr_in6&>(address).sin6_port
-                 : reinterpret_cast<const sockaddr_in&>(address).sin_port);
+connection_socket identify(int fd) {
+  struct stat st{};
+  if (fd < 0 || fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode))
+    return {};
+  return {fd, st.st_dev, st.st_ino};
 }
 
-// The name of the TCP connection behind `fd`, the way httplib writes it into a request; false if
-// `fd` is no such connection.
-bool name_of(int fd, connection_name& name) {
-  sockaddr_storage local{}, client{};
-  socklen_t local_size = sizeof local, client_size = sizeof client;
-  char address[NI_MAXHOST];
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_size) != 0
-      || getpeername(fd, reinterpret_cast<sockaddr*>(&client), &client_size) != 0
-      || getnameinfo(reinterpret_cast<sockaddr*>(&client), client_size, address, sizeof address,
-                     nullptr, 0, NI_NUMERICHOST)
-           != 0)
-    return false;
-  name = {port_of(local), address, port_of(client)};
-  return true;
+bool is_socket(int fd, const connection_socket& socket) {
+  struct stat st{};
+  return fstat(fd, &st) == 0 && st.st_dev == socket.device && st.st_ino == socket.inode;
 }
 
 // One worker thread's connection, as other threads may see it.
 struct seat {
-  // When its connection's last answer was written (clock ticks); 0 while a request is being
-  // handled, before the first and between connections.
+  // Since when its connection has waited for a request (clock ticks): since the thread took it,
+  // then since its last answer was written; 0 while a request is being handled, and between
+  // connections.
   std::atomic<steady_clock::rep> idle_since{0};
   std::mutex mutex;
-  connection_name name; // known from the connection's first request on; under mutex
-  bool named = false;   // under mutex; read alone by the seat's own thread, its only writer
+  connection_socket socket; // under mutex; unknown between connections
 };
 
 // A seat's connection found idle at `since`.
 struct idle_connection {
   seat* holder;
   steady_clock::rep since;
-  connection_name name;
+  connection_socket socket;
 };
 
 // Shuts the reading side of these connections; httplib then reads the end of the stream, closes
-// the connection and frees its thread. httplib does not tell which socket a thread serves, so
-// the process's sockets are searched by name, and each found is pinned with dup() before it is
-// named again and shut: its number could otherwise be closed and reused meanwhile. A connection
-// with bytes unread, or no longer idle since it was chosen, is left alone: a request came after
-// all. One that comes just after the shut is still read and answered (the writing side stays
-// open), unless its bytes arrive only after httplib read the end: the race every server that
-// closes idle connections has, where the client sees the connection closed.
+// the connection and frees its thread. Each socket is pinned with dup() and known again by its
+// inode before it is shut: its number could have been closed and reused meanwhile. A
+// connection with bytes unread, or no longer idle since it was chosen, is left alone: a request
+// came after all. One that comes just after the shut is still read and answered (the writing
+// side stays open), unless its bytes arrive only after httplib read the end: the race every
+// server that closes idle connections has, where the client sees the connection closed.
 void close_connections(const std::vector<idle_connection>& idle) {
-  DIR* fds = opendir("/proc/self/fd");
-  if (fds == nullptr)
-    return;
-  connection_name name;
-  while (dirent* entry = readdir(fds)) {
-    int fd = std::atoi(entry->d_name);
-    if (fd == dirfd(fds) || !name_of(fd, name))
+  for (auto& c : idle) {
+    int pinned = dup(c.socket.fd);
+    if (pinned < 0)
       continue;
-    auto it = std::find_if(idle.begin(), idle.end(),
-                           [&](const idle_connection& c) { return c.name == name; });
-    if (it == idle.end())
-      continue;
-    int pinned = dup(fd);
     int unread = 0;
-    if (pinned >= 0 && name_of(pinned, name) && name == it->name
-        && ioctl(pinned, FIONREAD, &unread) == 0 && unread == 0
-        && it->holder->idle_since.load() == it->since)
+    if (is_socket(pinned, c.socket) && ioctl(pinned, FIONREAD, &unread) == 0 && unread == 0
+        && c.holder->idle_since.load() == c.since)
       ::shutdown(pinned, SHUT_RD);
-    if (pinned >= 0)
-      close(pinned);
+    close(pinned);
   }
-  closedir(fds);
 }
 
 // The seat of this worker thread, and when it took the connection it is serving.
@@ -130,9 +104,10 @@ thread_local steady_clock::time_point request_began;
 //
 // Connections take turns while any waits: an answer on a connection that has had its thread for
 // a turn asks its client to close (the post-routing handler in tune_for_load), and a connection
-// idle for a turn is closed by the server (give_way). Without the latter, clients that keep idle
-// connections open (connection pools, browsers) would hold every thread until httplib's 5 s
-// keep-alive timeout.
+// idle for a turn is closed by the server (give_way): one between requests, or one that has
+// not finished sending its first request. Without that, clients that keep idle connections open
+// (connection pools, browsers), or that connect and then send nothing or next to nothing, would
+// hold threads until httplib's 5 s keep-alive or read timeout, a dribbling one for good.
 //
 // Its threads run under SCHED_BATCH: a woken worker then waits for a core to come free instead
 // of preempting the thread that woke it. The service's scheduler thread wakes one worker per
@@ -146,10 +121,12 @@ public:
       threads_.emplace_back([this, &s] { work(s); });
   }
 
-  void enqueue(std::function<void()> connection) override {
+  // Called by httplib's accepting thread right after it accepted the connection.
+  void enqueue(std::function<void()> serve) override {
+    auto socket = identify(take_accepted());
     {
       std::lock_guard<std::mutex> guard{mutex_};
-      connections_.push_back(std::move(connection));
+      connections_.push_back({std::move(serve), socket});
       count_waiting();
     }
     wake_.notify_one();
@@ -190,12 +167,17 @@ private:
       connections_.pop_front();
       count_waiting();
       lock.unlock();
+      {
+        std::lock_guard<std::mutex> guard{mine.mutex};
+        mine.socket = connection.socket;
+      }
       turn_began = steady_clock::now();
-      connection();
+      mine.idle_since = turn_began.time_since_epoch().count();
+      connection.serve();
       mine.idle_since = 0;
       {
         std::lock_guard<std::mutex> guard{mine.mutex};
-        mine.named = false;
+        mine.socket = {};
       }
       lock.lock();
     }
@@ -221,8 +203,8 @@ private:
       if (since == 0 || now - since < long_enough)
         continue;
       std::lock_guard<std::mutex> guard{s.mutex};
-      if (s.named)
-        idle.push_back({&s, since, s.name});
+      if (s.socket.known())
+        idle.push_back({&s, since, s.socket});
       if (idle.size() == wanted)
         break;
     }
@@ -234,7 +216,11 @@ private:
   std::deque<seat> seats_; // one per thread; a deque, for seats do not move
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<std::function<void()>> connections_;
+  struct accepted_connection {
+    std::function<void()> serve;
+    connection_socket socket; // unknown if the process's accept() was not ours
+  };
+  std::deque<accepted_connection> connections_;
   std::vector<std::thread> threads_;
   size_t idle_ = 0;
   bool stopping_ = false;
@@ -251,15 +237,10 @@ std::shared_ptr<const std::atomic<size_t>> tune_for_load(httplib::Server& server
   // For connection_threads::on_idle, so that an idle connection gives way soon after its turn.
   server.set_idle_interval(std::chrono::duration_cast<std::chrono::microseconds>(turn / 4));
   // Called once a request's headers are read, before its body: from here until its answer is
-  // written the connection is busy and keeps its thread. The first request names the connection.
-  server.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
+  // written the connection is busy and keeps its thread.
+  server.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
     request_began = steady_clock::now();
     my_seat->idle_since = 0;
-    if (!my_seat->named) {
-      std::lock_guard<std::mutex> guard{my_seat->mutex};
-      my_seat->name = {req.local_port, req.remote_addr, req.remote_port};
-      my_seat->named = true;
-    }
     return httplib::Server::HandlerResponse::Unhandled;
   });
   // While connections wait for a thread, an answer on a connection whose turn is over asks its

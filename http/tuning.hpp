@@ -21,9 +21,10 @@ using answer_logger = std::function<void(const httplib::Request&, const httplib:
 // No Nagle delay, keep-alive connections kept open, up to `threads` connections served at once
 // by workers that do not preempt the thread that wakes them (SCHED_BATCH), and connections
 // beyond that taking turns: while any waits, a connection that has had its thread for 100 ms is
-// answered with `Connection: close`, and one idle for 100 ms is closed. This needs the server's
-// pre-routing handler and logger (httplib has one of each): what the server would log goes to
-// `log`. Returns how many connections wait in line, as it changes.
+// answered with `Connection: close`, and one idle for 100 ms (between requests, or before its
+// first request's headers are whole) is closed. This needs the server's pre-routing handler and
+// logger (httplib has one of each): what the server would log goes to `log`. Returns how many
+// connections wait in line, as it changes.
 std::shared_ptr<const std::atomic<size_t>> tune_for_load(httplib::Server& server, size_t threads,
                                                          answer_logger log = {});
 

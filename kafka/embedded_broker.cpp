@@ -2,26 +2,7 @@
 
 #include <stdexcept>
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
-
 #include "kafka/settings.hpp"
-
-// librdkafka's mock broker accepts connections with a plain accept() and leaves Nagle's algorithm
-// on, as no real Kafka broker does: a response written in two parts then waits for the client's
-// delayed acknowledgement, up to 40 ms (under load: POST p99 27-50 ms instead of 5-7 ms). This
-// definition comes before libc's in the symbol lookup of every library in the process, so the
-// mock's accept() lands here and turns Nagle off on what it accepts. The process's other server,
-// the HTTP one, turns it off on its sockets anyway.
-extern "C" int accept(int listener, sockaddr* peer, socklen_t* peer_size) {
-  int connection = accept4(listener, peer, peer_size, 0);
-  if (connection >= 0) {
-    int on = 1; // fails harmlessly on a socket that is not TCP
-    setsockopt(connection, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-  }
-  return connection;
-}
 
 namespace uas::kafka {
 

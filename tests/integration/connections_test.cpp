@@ -216,6 +216,32 @@ TEST_CASE("connections on which nothing has been sent take no HTTP worker thread
   close(asking);
 }
 
+TEST_CASE("connections that stall before their first request is whole give way while others wait") {
+  service_process service{{{"HTTP_THREADS", "2"}}};
+  // Two clients send the start of a request and then nothing more, or a byte now and then, as
+  // broken clients and slow-header (Slowloris) attacks do. They hold both threads: httplib alone
+  // waits out its read timeouts for them (about 10 s here), and for a client that sends a byte
+  // every few seconds, for good.
+  std::vector<int> stalled;
+  for (int i = 0; i < 2; ++i) {
+    int fd = start_connect(service.port());
+    REQUIRE(count_connected({fd}, std::chrono::milliseconds{2000}) == 1);
+    REQUIRE(send_all(fd, "GET /health HTTP/1.1\r\nHo"));
+    stalled.push_back(fd);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds{300});
+  auto began = std::chrono::steady_clock::now();
+  int third = start_connect(service.port());
+  REQUIRE(count_connected({third}, std::chrono::milliseconds{2000}) == 1);
+  CHECK(health_status_line(third) == "HTTP/1.1 200 OK");
+  CHECK(std::chrono::steady_clock::now() - began < std::chrono::milliseconds{1500});
+  CHECK((closed_by_service(stalled[0], std::chrono::milliseconds{100})
+         || closed_by_service(stalled[1], std::chrono::milliseconds{100})));
+  for (int fd : stalled)
+    close(fd);
+  close(third);
+}
+
 TEST_CASE("a request still arriving keeps its connection while others wait") {
   service_process service{{{"HTTP_THREADS", "2"}}};
   // One client, answered once already, sends a POST's headers and half its body, then pauses;

@@ -70,6 +70,7 @@ std::string default_message(int status) {
     case 404: return "Not found";
     case 405: return "Method not allowed";
     case 413: return "Request body exceeds 1 MiB";
+    case 408: return "Request body came too slowly";
     case 414: return "URI too long";
     default: return "Request failed";
   }
@@ -98,10 +99,15 @@ struct http_server::impl {
     routes();
   }
 
-  // Counts a request as in flight for drain(), and turns it away once shutdown began.
+  // Tells the HTTP pool the request is read whole (its connection keeps its thread until
+  // answered), counts it as in flight for drain(), and turns it away once shutdown began.
   template <class Handler>
   httplib::Server::Handler guarded(Handler handler) {
     return [this, handler](const httplib::Request& req, httplib::Response& res) {
+      if (!request_read()) {
+        res.status = 408; // worded by the error handler
+        return;
+      }
       ++in_flight;
       struct done_guard {
         std::atomic<int>& n;

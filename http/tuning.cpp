@@ -32,6 +32,11 @@ using std::chrono::steady_clock;
 // connection in line waits about one turn for every `max` connections ahead of it.
 constexpr auto turn = std::chrono::milliseconds{100};
 
+// How long a request's body may take to arrive, from its headers on, while other connections
+// wait for a thread. An event's body comes in one piece; a client that sends it a byte at a
+// time holds a thread as long as each byte comes within httplib's read timeout.
+constexpr auto body_time = 10 * turn;
+
 // A connection's socket as it was accepted: its number, and the inode that tells whether the
 // number still means that socket (a number closed and reused means another).
 struct connection_socket {
@@ -60,32 +65,47 @@ struct seat {
   // then since its last answer was written; 0 while a request is being handled, and between
   // connections.
   std::atomic<steady_clock::rep> idle_since{0};
+  // Since when the request being read has had its headers, while its body arrives (clock
+  // ticks); 0 otherwise, and `cut` once the body is cut short (see request_read).
+  std::atomic<steady_clock::rep> reading_since{0};
+  static constexpr steady_clock::rep cut = -1;
   std::mutex mutex;
   connection_socket socket; // under mutex; unknown between connections
 };
 
-// A seat's connection found idle at `since`.
-struct idle_connection {
+// A seat's connection found idle, or reading a body too slowly, since `since`.
+struct stalled_connection {
   seat* holder;
+  bool reading; // else idle
   steady_clock::rep since;
   connection_socket socket;
+
+  // Whether it is still as found; a body being read is then marked cut, so that its request,
+  // should the rest come before the shut, is not taken.
+  bool still_stalled() const {
+    if (!reading)
+      return holder->idle_since.load() == since;
+    auto expected = since;
+    return holder->reading_since.compare_exchange_strong(expected, seat::cut);
+  }
 };
 
-// Shuts the reading side of these connections; httplib then reads the end of the stream, closes
-// the connection and frees its thread. Each socket is pinned with dup() and known again by its
-// inode before it is shut: its number could have been closed and reused meanwhile. A
-// connection with bytes unread, or no longer idle since it was chosen, is left alone: a request
-// came after all. One that comes just after the shut is still read and answered (the writing
-// side stays open), unless its bytes arrive only after httplib read the end: the race every
-// server that closes idle connections has, where the client sees the connection closed.
-void close_connections(const std::vector<idle_connection>& idle) {
-  for (auto& c : idle) {
+// Shuts the reading side of these connections; httplib then reads the end of the stream and closes
+// the connection without an answer (it writes nothing to a socket whose reading side has ended),
+// freeing its thread. Each socket is pinned with dup() and known again by its inode before it is
+// shut: its number could have been closed and reused meanwhile. An idle connection with bytes
+// unread, or one no longer stalled since it was chosen, is left alone: a request, or the rest of
+// one, came after all. A request whose bytes come only just after the shut finds the connection
+// closed: the race every server that closes idle connections has.
+void close_connections(const std::vector<stalled_connection>& stalled) {
+  for (auto& c : stalled) {
     int pinned = dup(c.socket.fd);
     if (pinned < 0)
       continue;
     int unread = 0;
-    if (is_socket(pinned, c.socket) && ioctl(pinned, FIONREAD, &unread) == 0 && unread == 0
-        && c.holder->idle_since.load() == c.since)
+    if (is_socket(pinned, c.socket)
+        && (c.reading || (ioctl(pinned, FIONREAD, &unread) == 0 && unread == 0))
+        && c.still_stalled())
       ::shutdown(pinned, SHUT_RD);
     close(pinned);
   }
@@ -103,11 +123,12 @@ thread_local steady_clock::time_point request_began;
 // counts it.
 //
 // Connections take turns while any waits: an answer on a connection that has had its thread for
-// a turn asks its client to close (the post-routing handler in tune_for_load), and a connection
-// idle for a turn is closed by the server (give_way): one between requests, or one that has
-// not finished sending its first request. Without that, clients that keep idle connections open
-// (connection pools, browsers), or that connect and then send nothing or next to nothing, would
-// hold threads until httplib's 5 s keep-alive or read timeout, a dribbling one for good.
+// a turn asks its client to close (the post-routing handler in tune_for_load), and the server
+// closes a connection idle for a turn (between requests, or before its first request's headers
+// are whole) or reading a body for longer than body_time (give_way). Without that, clients that
+// keep idle connections open (connection pools, browsers), or that send nothing or next to
+// nothing, would hold threads until httplib's 5 s keep-alive or read timeout, a trickling one
+// for good.
 //
 // Its threads run under SCHED_BATCH: a woken worker then waits for a core to come free instead
 // of preempting the thread that woke it. The service's scheduler thread wakes one worker per
@@ -175,6 +196,7 @@ private:
       mine.idle_since = turn_began.time_since_epoch().count();
       connection.serve();
       mine.idle_since = 0;
+      mine.reading_since = 0;
       {
         std::lock_guard<std::mutex> guard{mine.mutex};
         mine.socket = {};
@@ -189,27 +211,31 @@ private:
                     std::memory_order_relaxed);
   }
 
-  // While connections wait, closes as many connections as wait among those idle for a turn.
-  // Runs on httplib's accepting thread only.
+  // While connections wait, closes as many connections as wait among those idle for a turn or
+  // reading a body for longer than body_time. Runs on httplib's accepting thread only.
   void give_way() {
     auto wanted = waiting_->load(std::memory_order_relaxed);
     if (wanted == 0)
       return;
-    std::vector<idle_connection> idle;
+    std::vector<stalled_connection> stalled;
     auto now = steady_clock::now().time_since_epoch().count();
-    auto long_enough = std::chrono::duration_cast<steady_clock::duration>(turn).count();
+    auto ticks = [](auto duration) {
+      return std::chrono::duration_cast<steady_clock::duration>(duration).count();
+    };
     for (auto& s : seats_) {
-      auto since = s.idle_since.load();
-      if (since == 0 || now - since < long_enough)
+      auto idle = s.idle_since.load(), reading = s.reading_since.load();
+      bool idle_long = idle != 0 && now - idle >= ticks(turn);
+      bool reading_long = reading > 0 && now - reading >= ticks(body_time); // not yet cut
+      if (!idle_long && !reading_long)
         continue;
       std::lock_guard<std::mutex> guard{s.mutex};
       if (s.socket.known())
-        idle.push_back({&s, since, s.socket});
-      if (idle.size() == wanted)
+        stalled.push_back({&s, reading_long, reading_long ? reading : idle, s.socket});
+      if (stalled.size() == wanted)
         break;
     }
-    if (!idle.empty())
-      close_connections(idle);
+    if (!stalled.empty())
+      close_connections(stalled);
   }
 
   const std::shared_ptr<std::atomic<size_t>> waiting_;
@@ -237,10 +263,12 @@ std::shared_ptr<const std::atomic<size_t>> tune_for_load(httplib::Server& server
   // For connection_threads::on_idle, so that an idle connection gives way soon after its turn.
   server.set_idle_interval(std::chrono::duration_cast<std::chrono::microseconds>(turn / 4));
   // Called once a request's headers are read, before its body: from here until its answer is
-  // written the connection is busy and keeps its thread.
+  // written the connection is busy and keeps its thread, unless its body takes too long to come
+  // (until request_read).
   server.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
     request_began = steady_clock::now();
     my_seat->idle_since = 0;
+    my_seat->reading_since = request_began.time_since_epoch().count();
     return httplib::Server::HandlerResponse::Unhandled;
   });
   // While connections wait for a thread, an answer on a connection whose turn is over asks its
@@ -257,9 +285,14 @@ std::shared_ptr<const std::atomic<size_t>> tune_for_load(httplib::Server& server
     auto now = steady_clock::now();
     if (log)
       log(req, res, now - request_began);
+    my_seat->reading_since = 0;
     my_seat->idle_since = now.time_since_epoch().count();
   });
   return waiting;
+}
+
+bool request_read() {
+  return my_seat == nullptr || my_seat->reading_since.exchange(0) != seat::cut;
 }
 
 int bind_for_load(httplib::Server& server, const std::string& host, int port) {

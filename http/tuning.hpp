@@ -21,12 +21,20 @@ using answer_logger = std::function<void(const httplib::Request&, const httplib:
 // No Nagle delay, keep-alive connections kept open, up to `threads` connections served at once
 // by workers that do not preempt the thread that wakes them (SCHED_BATCH), and connections
 // beyond that taking turns: while any waits, a connection that has had its thread for 100 ms is
-// answered with `Connection: close`, and one idle for 100 ms (between requests, or before its
-// first request's headers are whole) is closed. This needs the server's pre-routing handler and
-// logger (httplib has one of each): what the server would log goes to `log`. Returns how many
-// connections wait in line, as it changes.
+// answered with `Connection: close`, one idle for 100 ms (between requests, or before its first
+// request's headers are whole) is closed, and so is one whose request's body has taken a second
+// to come (see request_read). This needs the server's pre-routing handler and logger (httplib
+// has one of each): what the server would log goes to `log`. Returns how many connections wait
+// in line, as it changes.
 std::shared_ptr<const std::atomic<size_t>> tune_for_load(httplib::Server& server, size_t threads,
                                                          answer_logger log = {});
+
+// Called by a route handler as it begins, on its worker thread: the request has been read whole,
+// and its connection keeps its thread until answered, however long that takes (a POST waiting
+// out a broker outage). Until then a body that comes too slowly is cut short; false if this
+// one was, just as its last bytes came: the handler must not act on it (its connection is
+// closing, and any answer is likely lost).
+bool request_read();
 
 // Binds host:port (port 0: any free one) with an accept queue as deep as the system allows,
 // accepting a connection once its first bytes arrive; the bound port, or -1.

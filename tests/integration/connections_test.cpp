@@ -264,6 +264,39 @@ TEST_CASE("a request still arriving keeps its connection while others wait") {
     close(fd);
 }
 
+TEST_CASE("a request whose body comes too slowly while others wait is cut short") {
+  service_process service{{{"HTTP_THREADS", "2"}}};
+  // Two clients send a POST's headers and the start of its body, then nothing more, as a
+  // slow-body attack does (a byte every few seconds would hold a thread for good). A third
+  // client must get a thread once a body has had a second to come, not wait for them.
+  std::string body = R"({"userId":"trickle","eventType":"LOGIN"})";
+  std::vector<int> trickling;
+  for (int i = 0; i < 2; ++i) {
+    int fd = start_connect(service.port());
+    REQUIRE(count_connected({fd}, std::chrono::milliseconds{2000}) == 1);
+    REQUIRE(send_all(fd, "POST /events/generate HTTP/1.1\r\nHost: localhost\r\n"
+                         "Content-Type: application/json\r\nContent-Length: "
+                           + std::to_string(body.size()) + "\r\n\r\n" + body.substr(0, 5)));
+    trickling.push_back(fd);
+  }
+  auto began = std::chrono::steady_clock::now();
+  int third = start_connect(service.port());
+  REQUIRE(count_connected({third}, std::chrono::milliseconds{2000}) == 1);
+  CHECK(health_status_line(third) == "HTTP/1.1 200 OK");
+  auto waited = std::chrono::steady_clock::now() - began;
+  CHECK(waited > std::chrono::milliseconds{700});
+  CHECK(waited < std::chrono::milliseconds{2500});
+  // One of them was closed, and nothing of its event was published.
+  CHECK((closed_by_service(trickling[0], std::chrono::milliseconds{100})
+         || closed_by_service(trickling[1], std::chrono::milliseconds{100})));
+  auto metrics = service.client().Get("/metrics");
+  REQUIRE(metrics);
+  CHECK(metrics->body.find("\nevents_published_total 0\n") != std::string::npos);
+  for (int fd : trickling)
+    close(fd);
+  close(third);
+}
+
 TEST_CASE("a connection waiting for an HTTP worker thread shows in /metrics") {
   service_process service{{{"HTTP_THREADS", "2"}}};
   // One client holds a thread with a request whose body has not come yet; another asks again

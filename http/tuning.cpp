@@ -54,7 +54,7 @@ connection_socket identify(int fd) {
   return {fd, st.st_dev, st.st_ino};
 }
 
-bool is_socket(int fd, const connection_socket& socket) {
+bool same_socket(int fd, const connection_socket& socket) {
   struct stat st{};
   return fstat(fd, &st) == 0 && st.st_dev == socket.device && st.st_ino == socket.inode;
 }
@@ -103,7 +103,7 @@ void close_connections(const std::vector<stalled_connection>& stalled) {
     if (pinned < 0)
       continue;
     int unread = 0;
-    if (is_socket(pinned, c.socket)
+    if (same_socket(pinned, c.socket)
         && (c.reading || (ioctl(pinned, FIONREAD, &unread) == 0 && unread == 0))
         && c.still_stalled())
       ::shutdown(pinned, SHUT_RD);

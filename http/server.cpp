@@ -64,6 +64,51 @@ bool is_json_content_type(const httplib::Request& req) {
   return type.empty() || type == "application/json";
 }
 
+// Puts right what cpp-httplib 0.11 gets wrong about request bodies, before it reads one: true if
+// the request is answered here, unread.
+bool screen_body(httplib::Request& req, httplib::Response& res) {
+  bool chunked = req.has_header("Transfer-Encoding");
+  if (!chunked && !req.has_header("Content-Length")) {
+    // A request with neither header has no body (RFC 9112, 6.3); httplib would answer a POST
+    // like that 400 before routing it, instead of the route's own answer.
+    req.set_header("Content-Length", "0");
+    return false;
+  }
+  bool takes_body = req.method == "POST" || req.method == "PUT" || req.method == "PATCH"
+                    || req.method == "DELETE";
+  if (chunked && takes_body && !(req.method == "POST" && req.path == "/events/generate")) {
+    // Only the event route reads a body in chunks, up to max_body_bytes. For any other httplib
+    // would read one whole, with no limit, just to answer 404 or 405 (the error handler tells
+    // which) after it.
+    res.status = 404;
+    res.set_header("Connection", "close"); // the body is left unread
+    return true;
+  }
+  return false;
+}
+
+// Reads a request's body, up to max_body_bytes, whether it comes with a Content-Length or in
+// chunks: httplib 0.11 limits only the former, and would take any amount of the latter into
+// memory. False, with the status set (the error handler words it), if it is too big or does not
+// come whole. The rest of a body too big is read and dropped, up to a point, so that its client,
+// still sending, reads the 413 rather than a reset connection.
+bool read_body(const httplib::ContentReader& read, httplib::Response& res, std::string& body) {
+  constexpr size_t dropped_at_most = 16 * max_body_bytes;
+  size_t received = 0;
+  bool whole = read([&](const char* data, size_t size) {
+    received += size;
+    if (received <= max_body_bytes)
+      body.append(data, size);
+    return received <= max_body_bytes + dropped_at_most;
+  });
+  if (received <= max_body_bytes)
+    return whole;
+  res.status = 413;
+  if (!whole)
+    res.set_header("Connection", "close"); // the rest of the body is still on its way
+  return false;
+}
+
 std::string default_message(int status) {
   switch (status) {
     case 400: return "Bad request";
@@ -99,24 +144,23 @@ struct http_server::impl {
     routes();
   }
 
-  // Tells the HTTP pool the request is read whole (its connection keeps its thread until
-  // answered), counts it as in flight for drain(), and turns it away once shutdown began.
+  // Runs `handler` for a request read whole: tells the HTTP pool so (its connection keeps its
+  // thread until answered), counts it as in flight for drain(), and turns it away once shutdown
+  // began.
   template <class Handler>
-  httplib::Server::Handler guarded(Handler handler) {
-    return [this, handler](const httplib::Request& req, httplib::Response& res) {
-      if (!request_read()) {
-        res.status = 408; // worded by the error handler
-        return;
-      }
-      ++in_flight;
-      struct done_guard {
-        std::atomic<int>& n;
-        ~done_guard() { --n; }
-      } guard{in_flight};
-      if (draining.load())
-        return reply_message(res, 503, "Service is shutting down");
-      handler(req, res);
-    };
+  void guarded(httplib::Response& res, Handler&& handler) {
+    if (!request_read()) {
+      res.status = 408; // worded by the error handler
+      return;
+    }
+    ++in_flight;
+    struct done_guard {
+      std::atomic<int>& n;
+      ~done_guard() { --n; }
+    } guard{in_flight};
+    if (draining.load())
+      return reply_message(res, 503, "Service is shutting down");
+    handler();
   }
 
   // Waits for an actor's answer; false if shutdown gave up on it first (a publish retrying
@@ -135,7 +179,7 @@ struct http_server::impl {
       m.http_requests.inc(req.method, route, res.status);
       m.http_request_duration.observe(route, took);
     };
-    auto waiting = tune_for_load(server, static_cast<size_t>(cfg.http_threads), count);
+    auto waiting = tune_for_load(server, static_cast<size_t>(cfg.http_threads), count, screen_body);
     metrics::global().http_connections_waiting = [waiting] { return waiting->load(); };
     server.set_payload_max_length(max_body_bytes);
     server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
@@ -162,45 +206,56 @@ struct http_server::impl {
     });
   }
 
+  // POST /events/generate, its body read.
+  void publish(const httplib::Request& req, const std::string& body, httplib::Response& res) {
+    if (!is_json_content_type(req))
+      return reply_message(res, 415, "Content-Type must be application/json");
+    auto parsed = parse_event_request(body);
+    if (!parsed.ok()) {
+      json errors = json::array();
+      for (auto& e : parsed.errors)
+        errors.push_back({{"field", e.field}, {"message", e.message}});
+      return reply(res, 400, {{"message", "Invalid request payload"}, {"errors", errors}});
+    }
+    auto id = parsed.value.event_id;
+    auto outcome = std::make_shared<publish_reply::element_type>();
+    caf::anon_send(relay, publish_atom::value, std::move(parsed.value), outcome);
+    if (!await(*outcome))
+      return reply_message(res, 503, "Service is shutting down");
+    if (!outcome->error().empty())
+      return reply_message(res, 500, "Failed to publish event");
+    // The id is ours, a UUID: nothing in it needs escaping.
+    reply_json(res, 201, R"({"eventId":")" + id + R"("})");
+  }
+
+  // GET /events/processed.
+  void processed(httplib::Response& res) {
+    auto outcome = std::make_shared<processed_reply::element_type>();
+    caf::anon_send(relay, get_json_atom::value, outcome);
+    if (!await(*outcome))
+      return reply_message(res, 503, "Service is shutting down");
+    if (!outcome->error().empty())
+      throw std::runtime_error{outcome->error()}; // logged and answered 500 by the handler
+    // Written from the store's own memory as the client reads it: no copy of every event per
+    // GET, however many GETs are reading at once. No status set: httplib answers 200, or 206
+    // to a Range request (to which an explicit 200 would send the range as if it were all).
+    res.set_content_provider(
+      outcome->value().size(), "application/json",
+      [outcome](size_t offset, size_t length, httplib::DataSink& sink) {
+        return outcome->value().write(offset, length, sink.write);
+      });
+  }
+
   void routes() {
-    server.Post("/events/generate", guarded([this](const httplib::Request& req,
-                                                   httplib::Response& res) {
-      if (!is_json_content_type(req))
-        return reply_message(res, 415, "Content-Type must be application/json");
-      auto parsed = parse_event_request(req.body);
-      if (!parsed.ok()) {
-        json errors = json::array();
-        for (auto& e : parsed.errors)
-          errors.push_back({{"field", e.field}, {"message", e.message}});
-        return reply(res, 400, {{"message", "Invalid request payload"}, {"errors", errors}});
-      }
-      auto id = parsed.value.event_id;
-      auto outcome = std::make_shared<publish_reply::element_type>();
-      caf::anon_send(relay, publish_atom::value, std::move(parsed.value), outcome);
-      if (!await(*outcome))
-        return reply_message(res, 503, "Service is shutting down");
-      if (!outcome->error().empty())
-        return reply_message(res, 500, "Failed to publish event");
-      // The id is ours, a UUID: nothing in it needs escaping.
-      reply_json(res, 201, R"({"eventId":")" + id + R"("})");
-    }));
-    server.Get("/events/processed", guarded([this](const httplib::Request&,
-                                                   httplib::Response& res) {
-      auto outcome = std::make_shared<processed_reply::element_type>();
-      caf::anon_send(relay, get_json_atom::value, outcome);
-      if (!await(*outcome))
-        return reply_message(res, 503, "Service is shutting down");
-      if (!outcome->error().empty())
-        throw std::runtime_error{outcome->error()}; // logged and answered 500 by the handler
-      // Written from the store's own memory as the client reads it: no copy of every event per
-      // GET, however many GETs are reading at once. No status set: httplib answers 200, or 206
-      // to a Range request (to which an explicit 200 would send the range as if it were all).
-      res.set_content_provider(
-        outcome->value().size(), "application/json",
-        [outcome](size_t offset, size_t length, httplib::DataSink& sink) {
-          return outcome->value().write(offset, length, sink.write);
-        });
-    }));
+    server.Post("/events/generate", [this](const httplib::Request& req, httplib::Response& res,
+                                           const httplib::ContentReader& read) {
+      std::string body;
+      if (read_body(read, res, body))
+        guarded(res, [&] { publish(req, body, res); });
+    });
+    server.Get("/events/processed", [this](const httplib::Request&, httplib::Response& res) {
+      guarded(res, [&] { processed(res); });
+    });
     // Liveness: answers while the process lives, shutdown included.
     server.Get("/health", [](const httplib::Request&, httplib::Response& res) {
       reply(res, 200, {{"status", "ok"}});

@@ -255,7 +255,8 @@ private:
 } // namespace
 
 std::shared_ptr<const std::atomic<size_t>> tune_for_load(httplib::Server& server, size_t threads,
-                                                         answer_logger log) {
+                                                         answer_logger log,
+                                                         request_screen screen) {
   server.set_tcp_nodelay(true);
   server.set_keep_alive_max_count(1'000'000);
   auto waiting = std::make_shared<std::atomic<size_t>>(0);
@@ -265,11 +266,15 @@ std::shared_ptr<const std::atomic<size_t>> tune_for_load(httplib::Server& server
   // Called once a request's headers are read, before its body: from here until its answer is
   // written the connection is busy and keeps its thread, unless its body takes too long to come
   // (until request_read).
-  server.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+  server.set_pre_routing_handler([screen = std::move(screen)](const httplib::Request& req,
+                                                               httplib::Response& res) {
     request_began = steady_clock::now();
     my_seat->idle_since = 0;
     my_seat->reading_since = request_began.time_since_epoch().count();
-    return httplib::Server::HandlerResponse::Unhandled;
+    // httplib hands this handler its own request, which is not const: the screen may amend it.
+    return screen && screen(const_cast<httplib::Request&>(req), res)
+             ? httplib::Server::HandlerResponse::Handled
+             : httplib::Server::HandlerResponse::Unhandled;
   });
   // While connections wait for a thread, an answer on a connection whose turn is over asks its
   // client to close and connect again, so that connections take turns instead of the first

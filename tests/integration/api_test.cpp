@@ -204,6 +204,53 @@ TEST_CASE("size, media type, path and method errors have their status and a JSON
     REQUIRE(r);
     CHECK(r->status == 201);
   }
+  SECTION("a body sent in chunks has the same limit") {
+    auto send_in_chunks = [&](const std::string& body) {
+      return c.Post(
+        "/events/generate",
+        [&body](size_t offset, httplib::DataSink& sink) {
+          if (offset == body.size())
+            sink.done();
+          else
+            sink.write(body.data() + offset, std::min<size_t>(body.size() - offset, 64 * 1024));
+          return true;
+        },
+        "application/json");
+    };
+    std::string big = R"({"userId":"u","eventType":"LOGIN","payload":{"blob":")"
+                      + std::string(3 * 1024 * 1024, 'x') + "\"}}";
+    auto r = send_in_chunks(big);
+    REQUIRE(r);
+    CHECK(r->status == 413);
+    CHECK(json::parse(r->body)["message"] == "Request body exceeds 1 MiB");
+    auto ok = send_in_chunks(R"({"userId":"chunked","eventType":"LOGIN"})");
+    REQUIRE(ok);
+    CHECK(ok->status == 201);
+  }
+  SECTION("a POST with no body and no Content-Length gets the route's own answer") {
+    // Such a request has no body (RFC 9112); curl -X POST without data sends one.
+    auto answer = [&](const std::string& path) {
+      return run_command("curl -s -o /dev/null -w '%{http_code}' -X POST http://127.0.0.1:"
+                         + std::to_string(service.port()) + path)
+        .output;
+    };
+    CHECK(answer("/events/generate") == "400");
+    CHECK(answer("/health") == "405");
+    CHECK(answer("/nope") == "404");
+    auto r = run_command("curl -s -X POST -H 'Content-Type: application/json' http://127.0.0.1:"
+                         + std::to_string(service.port()) + "/events/generate");
+    CHECK(json::parse(r.output)["message"] == "Invalid request payload");
+  }
+  SECTION("a body in chunks to any other route is not read: 404 or 405") {
+    auto to = [&](const std::string& path) {
+      return run_command("curl -s -o /dev/null -w '%{http_code}' -X POST "
+                         "-H 'Transfer-Encoding: chunked' --data-binary abc http://127.0.0.1:"
+                         + std::to_string(service.port()) + path)
+        .output;
+    };
+    CHECK(to("/nope") == "404");
+    CHECK(to("/health") == "405");
+  }
   SECTION("a Content-Type other than application/json is 415") {
     auto r = service.post_event(R"({"userId":"u","eventType":"LOGIN"})", "text/plain");
     REQUIRE(r);

@@ -159,6 +159,11 @@ parse_result parse_event_message(std::string_view text) {
   if (!result.ok())
     return result;
   take_string(members, "eventId", result.value.event_id, result.errors);
+  if (!result.value.event_id.empty() && !is_uuid(result.value.event_id)) {
+    // What GET /events/processed promises its readers, whoever produced the event.
+    result.errors.push_back({"eventId", "eventId must be a UUID in lower case such as "
+                                        "3b6f1c4e-0000-4000-8000-000000000001"});
+  }
   take_string(members, "userId", result.value.user_id, result.errors);
   take_event_type(members, result.value.event_type, result.errors);
   take_string(members, "timestamp", result.value.timestamp, result.errors);

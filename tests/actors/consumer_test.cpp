@@ -13,8 +13,16 @@ namespace {
 
 const std::string topic = "user-activity-events";
 
-std::string event_json(const std::string& id, const std::string& type = "LOGIN") {
-  return to_json({id, "alice", type, "2026-11-24T01:52:00.047Z", R"({"page":"/home"})"});
+// The eventId the tests call `name` (six characters at most): a UUID, as on the topic.
+std::string id_of(const std::string& name) {
+  std::string tail;
+  for (unsigned char c : name)
+    tail += "0123456789abcdef"[c >> 4], tail += "0123456789abcdef"[c & 15];
+  return "00000000-0000-4000-8000-" + std::string(12 - tail.size(), '0') + tail;
+}
+
+std::string event_json(const std::string& name, const std::string& type = "LOGIN") {
+  return to_json({id_of(name), "alice", type, "2026-11-24T01:52:00.047Z", R"({"page":"/home"})"});
 }
 
 kafka::record make_record(int32_t partition, int64_t offset, std::string value) {
@@ -92,7 +100,7 @@ TEST_CASE_METHOD(consumer_fixture, "consumed events reach the store and their of
   commit_due();
   auto events = stored(s);
   REQUIRE(events.size() == 3);
-  CHECK(events[0].event_id == "e1");
+  CHECK(events[0].event_id == id_of("e1"));
   CHECK(events[2].event_type == "LOGOUT");
   CHECK(events[2].payload == R"({"page":"/home"})");
   // Committed positions are the next offsets to read.
@@ -135,7 +143,7 @@ TEST_CASE_METHOD(consumer_fixture, "poison records are skipped and the partition
   commit_due();
   auto events = stored(s);
   REQUIRE(events.size() == 1);
-  CHECK(events[0].event_id == "good");
+  CHECK(events[0].event_id == id_of("good"));
   CHECK(client->committed(topic, 0) == 15);
 }
 

@@ -104,6 +104,7 @@ TEST_CASE("every kind of poison message is skipped and the messages after it are
     {"eventId of the wrong type", with(R"({"eventId":42})")},
     {"userId of the wrong type", with(R"({"userId":{"id":1}})")},
     {"empty eventId", with(R"({"eventId":""})")},
+    {"eventId that is not a UUID", with(R"({"eventId":"not-a-uuid"})")},
     {"empty userId", with(R"({"userId":""})")},
     {"unknown eventType", with(R"({"eventType":"SIGNUP"})")},
     {"null payload", with(R"({"payload":null})")},

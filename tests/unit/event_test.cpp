@@ -143,6 +143,9 @@ TEST_CASE("message validation") {
   }
   CHECK(fields_of(parse_event_message(patched({{"eventId", ""}}).dump())) == std::set<std::string>{"eventId"});
   CHECK(fields_of(parse_event_message(patched({{"eventId", 5}}).dump())) == std::set<std::string>{"eventId"});
+  // GET /events/processed promises UUIDs, whoever produced the event.
+  CHECK(fields_of(parse_event_message(patched({{"eventId", "not-a-uuid"}}).dump())) == std::set<std::string>{"eventId"});
+  CHECK(fields_of(parse_event_message(patched({{"eventId", "3B6F1C4E-0000-4000-8000-000000000001"}}).dump())) == std::set<std::string>{"eventId"});
   CHECK(fields_of(parse_event_message(patched({{"eventType", "SIGNUP"}}).dump())) == std::set<std::string>{"eventType"});
   CHECK(fields_of(parse_event_message(patched({{"timestamp", "yesterday"}}).dump())) == std::set<std::string>{"timestamp"});
   CHECK(fields_of(parse_event_message(patched({{"payload", nullptr}}).dump())) == std::set<std::string>{"payload"});

@@ -67,16 +67,18 @@ bool is_json_content_type(const httplib::Request& req) {
 // Puts right what cpp-httplib 0.11 gets wrong about request bodies, before it reads one: true if
 // the request is answered here, unread.
 bool screen_body(httplib::Request& req, httplib::Response& res) {
+  // The methods whose bodies httplib reads; it leaves any other's unread.
+  if (req.method != "POST" && req.method != "PUT" && req.method != "PATCH"
+      && req.method != "DELETE")
+    return false;
   bool chunked = req.has_header("Transfer-Encoding");
   if (!chunked && !req.has_header("Content-Length")) {
-    // A request with neither header has no body (RFC 9112, 6.3); httplib would answer a POST
+    // A request with neither header has no body (RFC 9112, 6.3); httplib would answer one
     // like that 400 before routing it, instead of the route's own answer.
     req.set_header("Content-Length", "0");
     return false;
   }
-  bool takes_body = req.method == "POST" || req.method == "PUT" || req.method == "PATCH"
-                    || req.method == "DELETE";
-  if (chunked && takes_body && !(req.method == "POST" && req.path == "/events/generate")) {
+  if (chunked && !(req.method == "POST" && req.path == "/events/generate")) {
     // Only the event route reads a body in chunks, up to max_body_bytes. For any other httplib
     // would read one whole, with no limit, just to answer 404 or 405 (the error handler tells
     // which) after it.

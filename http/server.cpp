@@ -116,8 +116,8 @@ std::string default_message(int status) {
     case 400: return "Bad request";
     case 404: return "Not found";
     case 405: return "Method not allowed";
-    case 413: return "Request body exceeds 1 MiB";
     case 408: return "Request body came too slowly";
+    case 413: return "Request body exceeds 1 MiB";
     case 414: return "URI too long";
     default: return "Request failed";
   }

@@ -10,10 +10,10 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
 
-#include "actors/config.hpp"
+#include "core/config.hpp"
 #include "actors/consumer_actor.hpp"
-#include "actors/log.hpp"
-#include "actors/metrics.hpp"
+#include "core/log.hpp"
+#include "core/metrics.hpp"
 #include "actors/producer_actor.hpp"
 #include "actors/store_actor.hpp"
 #include "http/server.hpp"

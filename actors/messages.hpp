@@ -15,10 +15,10 @@
 #include <caf/typed_event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
-#include "actors/event.hpp"
-#include "actors/text_arena.hpp"
-#include "http/reply_box.hpp"
-#include "kafka/clients.hpp"
+#include "core/event.hpp"
+#include "core/text_arena.hpp"
+#include "core/reply_box.hpp"
+#include "core/kafka_clients.hpp"
 
 namespace uas {
 

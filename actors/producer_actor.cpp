@@ -3,8 +3,8 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/sec.hpp>
 
-#include "actors/log.hpp"
-#include "actors/metrics.hpp"
+#include "core/log.hpp"
+#include "core/metrics.hpp"
 
 namespace uas {
 

@@ -2,7 +2,7 @@
 
 #include <functional>
 
-#include "actors/metrics.hpp"
+#include "core/metrics.hpp"
 
 namespace uas {
 

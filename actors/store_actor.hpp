@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "actors/messages.hpp"
-#include "actors/text_arena.hpp"
+#include "core/text_arena.hpp"
 
 namespace uas {
 

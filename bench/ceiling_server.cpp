@@ -2,7 +2,7 @@
 // POST /events/generate with a fixed 201 and doing nothing else.
 #include <iostream>
 
-#include "actors/config.hpp"
+#include "core/config.hpp"
 #include "http/tuning.hpp"
 
 int main(int argc, char** argv) {

@@ -6,7 +6,7 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "actors/event.hpp"
+#include "core/event.hpp"
 #include "kafka/settings.hpp"
 
 int main(int argc, char** argv) {

@@ -12,8 +12,8 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include "actors/log.hpp"
-#include "actors/metrics.hpp"
+#include "core/log.hpp"
+#include "core/metrics.hpp"
 #include "http/http_actor.hpp"
 #include "http/tuning.hpp"
 

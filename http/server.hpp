@@ -10,7 +10,7 @@
 
 #include <caf/actor_system.hpp>
 
-#include "actors/config.hpp"
+#include "core/config.hpp"
 #include "actors/messages.hpp"
 
 namespace uas {

@@ -4,7 +4,7 @@
 #include <pthread.h>
 #include <stdexcept>
 
-#include "actors/log.hpp"
+#include "core/log.hpp"
 #include "kafka/settings.hpp"
 
 namespace uas::kafka {

@@ -7,8 +7,8 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "actors/config.hpp"
-#include "kafka/clients.hpp"
+#include "core/config.hpp"
+#include "core/kafka_clients.hpp"
 
 namespace uas::kafka {
 

@@ -2,7 +2,7 @@
 
 #include <cstdint>
 
-#include "actors/log.hpp"
+#include "core/log.hpp"
 #include "kafka/settings.hpp"
 
 namespace uas::kafka {

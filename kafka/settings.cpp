@@ -5,7 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "actors/log.hpp"
+#include "core/log.hpp"
 
 namespace uas::kafka {
 

@@ -7,7 +7,7 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "actors/config.hpp"
+#include "core/config.hpp"
 
 namespace uas::kafka {
 

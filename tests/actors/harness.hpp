@@ -18,7 +18,7 @@
 #include <caf/event_based_actor.hpp>
 
 #include "actors/messages.hpp"
-#include "kafka/clients.hpp"
+#include "core/kafka_clients.hpp"
 
 namespace uas::testing {
 

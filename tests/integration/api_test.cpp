@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <set>
 
-#include "actors/event.hpp"
+#include "core/event.hpp"
 #include "service_process.hpp"
 
 using namespace uas::testing;

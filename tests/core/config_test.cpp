@@ -8,7 +8,7 @@
 
 #include <unistd.h>
 
-#include "actors/config.hpp"
+#include "core/config.hpp"
 
 using namespace uas;
 using vars = std::map<std::string, std::string>;

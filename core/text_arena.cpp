@@ -1,4 +1,4 @@
-#include "actors/text_arena.hpp"
+#include "core/text_arena.hpp"
 
 #include <algorithm>
 #include <cstring>

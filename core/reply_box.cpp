@@ -1,4 +1,4 @@
-#include "http/reply_box.hpp"
+#include "core/reply_box.hpp"
 
 #include <cerrno>
 #include <ctime>

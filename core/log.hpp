@@ -8,7 +8,7 @@
 #include <string_view>
 #include <variant>
 
-#include "actors/config.hpp"
+#include "core/config.hpp"
 
 namespace uas::log {
 

@@ -1,6 +1,6 @@
 // Configuration parsing: every variable has a default, and a value that does not parse is an
 // error naming the variable rather than a silent fallback.
-#include "actors/config.hpp"
+#include "core/config.hpp"
 
 #include <cerrno>
 #include <cstdlib>

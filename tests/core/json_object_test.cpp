@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "actors/json_object.hpp"
+#include "core/json_object.hpp"
 
 using namespace uas;
 using nlohmann_json = nlohmann::json;

@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "actors/text_arena.hpp"
+#include "core/text_arena.hpp"
 
 using namespace uas;
 

@@ -1,4 +1,4 @@
-#include "actors/json_object.hpp"
+#include "core/json_object.hpp"
 
 #include <cstdint>
 

@@ -1,4 +1,4 @@
-#include "actors/metrics.hpp"
+#include "core/metrics.hpp"
 
 #include <cstdio>
 

@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "actors/event.hpp"
+#include "core/event.hpp"
 
 using namespace uas;
 using json = nlohmann::json;

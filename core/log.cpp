@@ -1,5 +1,5 @@
 // Log lines rendered here and written through spdlog's thread-safe stdout sink.
-#include "actors/log.hpp"
+#include "core/log.hpp"
 
 #include <atomic>
 
@@ -7,7 +7,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include "actors/event.hpp"
+#include "core/event.hpp"
 
 namespace uas::log {
 

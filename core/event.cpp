@@ -1,5 +1,5 @@
 // Event parsing, validation and serialization, shared by the HTTP route and the consumer.
-#include "actors/event.hpp"
+#include "core/event.hpp"
 
 #include <array>
 #include <cerrno>
@@ -10,7 +10,7 @@
 
 #include <sys/random.h>
 
-#include "actors/json_object.hpp"
+#include "core/json_object.hpp"
 
 namespace uas {
 

@@ -6,7 +6,7 @@
 #include <chrono>
 #include <thread>
 
-#include "http/reply_box.hpp"
+#include "core/reply_box.hpp"
 
 using namespace uas;
 using namespace std::chrono_literals;

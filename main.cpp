@@ -98,12 +98,12 @@ int run(const config& cfg) {
   sys_cfg.set("scheduler.max-threads", size_t{1});
   // With nothing to do, go from the short busy poll straight to waiting on the condition
   // variable the next message signals, instead of 500 naps of 50 µs: a message arriving during a
-  // nap waited it out, and each nap is a timer and a wake-up (docs/performance.md, session 7).
+  // nap waited it out, and each nap is a timer and a wake-up (docs/performance.md, run 7).
   sys_cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
   caf::actor_system sys{sys_cfg};
   // The store on a thread of its own, so that none of its work (up to 1,000 events a consumer
   // batch, the eventId index doubling in one step) holds up the acknowledgements waiting on the
-  // one scheduler thread (docs/performance.md, session 10).
+  // one scheduler thread (docs/performance.md, run 10).
   auto store_handle = sys.spawn<caf::detached>(store);
   auto producer_client = std::make_shared<kafka::rdkafka_producer>(cfg, bootstrap);
   producer_actor producer_handle = sys.spawn(

@@ -47,7 +47,7 @@ field() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
 # Starts a fresh broker with the given topics (NAME or NAME:PARTITIONS); sets $broker. Fresh for
 # every round: the mock finds a fetch's offset by walking its log, and that walk grows slower as
 # the broker ages (most likely as its log's entries scatter over recycled memory), so a shared
-# broker made each round's POSTs dearer than the last's (docs/performance.md, session 9).
+# broker made each round's POSTs dearer than the last's (docs/performance.md, run 9).
 start_broker() {
   local dir
   dir=$(mktemp -d -p "$work")

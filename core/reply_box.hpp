@@ -14,7 +14,7 @@ namespace uas {
 // futex word the answer flips. Not std::promise: per answer its set_value made a futex call that
 // woke nobody (glibc's call_once) and its timed wait one more that failed; nor a condition
 // variable, whose waiter wakes up owning a mutex it must then release with another. A system
-// call costs a microsecond or more on this VM (docs/performance.md, session 7).
+// call costs a microsecond or more on this VM (docs/performance.md, run 7).
 class answer_signal {
 public:
   // The answer is in; everything written before this is seen by the waiter. Once only.

@@ -12,7 +12,7 @@ namespace uas {
 
 // Maps the whole pages of [at, at + size) in one system call, before they are written. Written
 // first, each page traps on its own, which virtual machines make dear: about 12 us a page on the
-// one docs/performance.md measures (session 8), against about 3 this way. Kernels before 5.14
+// one docs/performance.md measures (run 8), against about 3 this way. Kernels before 5.14
 // refuse the call; their pages then fault in as they are written.
 void prefault(char* at, size_t size);
 

@@ -63,7 +63,7 @@ settings producer_settings(const config& cfg, const std::string& bootstrap) {
     // clients then send again together): a batch of 16 goes as soon as it is full instead of
     // waiting out the linger while the cores idle. A smaller one waits at most 1 ms; librdkafka's
     // broker thread sleeps in whole milliseconds anyway, and at 0 it spins while the five
-    // requests idempotence allows are in flight (docs/performance.md, sessions 5 and 6).
+    // requests idempotence allows are in flight (docs/performance.md, runs 5 and 6).
     {"linger.ms", "1"},
     {"batch.num.messages", "16"},
     // The same key-to-partition mapping as the Java client and kafkajs.

@@ -64,10 +64,16 @@ using store_actor = caf::typed_actor<
 
 // -- producer -----------------------------------------------------------------
 
+// What became of each event of a batch, in the batch's order: empty once the broker
+// acknowledged it, else why it failed every attempt.
+using batch_outcome = std::vector<std::string>;
+
 // Publishes events to the topic.
 using producer_actor = caf::typed_actor<
   // Answers ok once the broker acknowledged the event, or an error once every attempt failed.
-  caf::replies_to<publish_atom, event>::with<ok_atom>>;
+  caf::replies_to<publish_atom, event>::with<ok_atom>,
+  // Publishes every event of a batch, each retried on its own; answers once each is settled.
+  caf::replies_to<publish_atom, event_batch>::with<batch_outcome>>;
 
 // The producer's own messages on top of its public interface.
 using producer_actor_impl = producer_actor::extend<
@@ -97,6 +103,8 @@ using consumer_actor_impl = consumer_actor::extend<
 // The HTTP server's threads are not actors: each hands the http actor a box for the answer.
 // A publish's outcome: answered when the broker acknowledged the event, else failed with why.
 using publish_reply = std::shared_ptr<reply_box<ok_atom>>;
+// A batch's outcome, each event's in order.
+using batch_reply = std::shared_ptr<reply_box<batch_outcome>>;
 // Every stored event as a JSON array, or why not.
 using processed_reply = std::shared_ptr<reply_box<shared_text>>;
 
@@ -104,6 +112,8 @@ using processed_reply = std::shared_ptr<reply_box<shared_text>>;
 using http_actor = caf::typed_actor<
   // POST /events/generate, validated and stamped: publish it and report the outcome.
   caf::reacts_to<publish_atom, event, publish_reply>,
+  // POST /events/batch, its valid events: publish them in one message and report each outcome.
+  caf::reacts_to<publish_atom, event_batch, batch_reply>,
   // GET /events/processed: every stored event, as a JSON array.
   caf::reacts_to<get_json_atom, processed_reply>>;
 
@@ -112,6 +122,7 @@ using http_actor = caf::typed_actor<
 // Reply boxes, shared batches and shared text are local by nature: they never cross a process
 // boundary, so need no serialization.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(uas::publish_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(uas::batch_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(uas::processed_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(uas::event_batch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(uas::shared_text)

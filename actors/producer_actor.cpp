@@ -14,7 +14,32 @@ using self_pointer = producer_actor_impl::stateful_pointer<producer_state>;
 
 // Hands the event to the client; its report comes back through take_deliveries.
 void attempt(self_pointer self, uint64_t id, const producer_state::pending& p) {
-  self->state.client->produce(p.value.user_id, p.json, id);
+  self->state.client->produce(p.key, p.json, id);
+}
+
+// Takes `e` in as publish `id` and makes its first attempt.
+producer_state::pending& start(self_pointer self, const event& e) {
+  auto& st = self->state;
+  auto id = st.next_id++;
+  auto& p = st.in_flight[id];
+  p.event_id = e.event_id;
+  p.key = e.user_id;
+  p.json = to_json(e);
+  attempt(self, id, p);
+  return p;
+}
+
+// Gives publish `p` its outcome: empty once acknowledged, else why it failed.
+void answer(producer_state::pending& p, std::string error) {
+  if (auto& b = p.of_batch) {
+    b->outcome[p.index] = std::move(error);
+    if (--b->unsettled == 0)
+      b->answer.deliver(std::move(b->outcome));
+  } else if (error.empty()) {
+    p.answer.deliver(ok_atom::value);
+  } else {
+    p.answer.deliver(caf::make_error(caf::sec::runtime_error, std::move(error)));
+  }
 }
 
 // Answers publish `id` once acknowledged or out of attempts; otherwise schedules the next one.
@@ -26,16 +51,16 @@ void settle(self_pointer self, kafka::delivery& report) {
   auto& p = it->second;
   if (report.error.empty()) {
     metrics::global().events_published.inc();
-    p.answer.deliver(ok_atom::value);
+    answer(p, {});
     st.in_flight.erase(it);
     return;
   }
   auto attempts = st.policy.attempts();
   if (p.attempt >= attempts) {
     log::error("Publish failed after " + std::to_string(attempts) + " attempts",
-               {{"eventId", p.value.event_id}, {"error", report.error}});
+               {{"eventId", p.event_id}, {"error", report.error}});
     metrics::global().events_publish_failed.inc();
-    p.answer.deliver(caf::make_error(caf::sec::runtime_error, std::move(report.error)));
+    answer(p, std::move(report.error));
     st.in_flight.erase(it);
     return;
   }
@@ -43,7 +68,7 @@ void settle(self_pointer self, kafka::delivery& report) {
   log::write(log::level::warn,
              "Publish attempt " + std::to_string(p.attempt) + " of " + std::to_string(attempts)
                + " failed",
-             {{"eventId", p.value.event_id}, {"error", report.error}},
+             {{"eventId", p.event_id}, {"error", report.error}},
              "; retrying in " + std::to_string(delay.count()) + " ms");
   metrics::global().producer_retries.inc();
   self->delayed_send(self, delay, retry_atom::value, report.id);
@@ -62,16 +87,25 @@ producer(self_pointer self, std::shared_ptr<kafka::producer_client> client, retr
       caf::anon_send(caf::actor_cast<producer_actor_impl>(strong), deliveries_atom::value);
   });
   return {
-    [=](publish_atom, event& e) -> caf::typed_response_promise<ok_atom> {
-      auto& st = self->state;
-      auto id = st.next_id++;
-      auto json = to_json(e);
-      auto answer = self->make_response_promise<ok_atom>();
-      auto& p = st.in_flight
-                  .emplace(id, producer_state::pending{std::move(e), std::move(json), 1, answer})
-                  .first->second;
-      attempt(self, id, p);
-      return answer;
+    [=](publish_atom, const event& e) -> caf::typed_response_promise<ok_atom> {
+      auto promise = self->make_response_promise<ok_atom>();
+      start(self, e).answer = promise;
+      return promise;
+    },
+    [=](publish_atom, const event_batch& events) -> caf::typed_response_promise<batch_outcome> {
+      auto b = std::make_shared<producer_state::batch>();
+      b->answer = self->make_response_promise<batch_outcome>();
+      b->outcome.resize(events->size());
+      b->unsettled = events->size();
+      auto promise = b->answer;
+      if (events->empty())
+        b->answer.deliver(batch_outcome{});
+      for (size_t i = 0; i < events->size(); ++i) {
+        auto& p = start(self, (*events)[i]);
+        p.of_batch = b;
+        p.index = i;
+      }
+      return promise;
     },
     [=](deliveries_atom) {
       for (auto& report : self->state.client->take_deliveries())

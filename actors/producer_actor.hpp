@@ -21,11 +21,23 @@ struct retry_policy {
 };
 
 struct producer_state {
+  // A batch's answer, given once its last event is settled.
+  struct batch {
+    batch_outcome outcome; // one entry per event, in order
+    size_t unsettled = 0;
+    caf::typed_response_promise<batch_outcome> answer;
+  };
+
+  // One event on its way to the broker. Only what its attempts and log lines need is kept:
+  // with many thousands waiting, a copy of the whole event beside its JSON would double them.
   struct pending {
-    event value;
+    std::string event_id;
+    std::string key;  // the userId
     std::string json; // serialized once, sent on every attempt
     int attempt = 1;
-    caf::typed_response_promise<ok_atom> answer;
+    caf::typed_response_promise<ok_atom> answer; // a single publish's, unless part of a batch
+    std::shared_ptr<batch> of_batch;
+    size_t index = 0; // in the batch
   };
 
   std::shared_ptr<kafka::producer_client> client;

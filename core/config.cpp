@@ -35,6 +35,7 @@ const std::vector<variable> variables = {
   {"LOG_LEVEL", "info", "trace, debug, info, warn, error"},
   {"LOG_FORMAT", "text", "`text`, or `json`: one JSON object a line"},
   {"HTTP_THREADS", "64", "HTTP worker threads"},
+  {"BATCH_MAX_EVENTS", "500", "events in one POST /events/batch"},
 };
 
 [[noreturn]] void fail(const std::string& name, const std::string& value, const std::string& why) {
@@ -132,6 +133,7 @@ config load_config(const env_lookup& lookup) {
   else
     fail("LOG_FORMAT", format, "expected text or json");
   c.http_threads = static_cast<int>(integer("HTTP_THREADS", 1, 1024));
+  c.batch_max_events = static_cast<size_t>(integer("BATCH_MAX_EVENTS", 1, 100000));
   return c;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -29,6 +30,7 @@ struct config {
   std::string log_level = "info";
   log_format format = log_format::text;
   int http_threads = 64;
+  size_t batch_max_events = 500;
 
   bool embedded_broker() const { return kafka_brokers == "embedded"; }
 };

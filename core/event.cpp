@@ -20,21 +20,24 @@ constexpr std::array<std::string_view, 3> event_types{"LOGIN", "LOGOUT", "PRODUC
 
 // The members of text that must be one JSON object; empty, with the reason in `errors`, if it is
 // not one, or names a member twice (which of the two would count is anybody's guess).
+// `whole` names the text in errors: the body, or an event of a batch.
 std::vector<json::member> read_members(std::string_view text,
-                                       std::vector<validation_error>& errors) {
+                                       std::vector<validation_error>& errors,
+                                       const std::string& whole = "body") {
   auto read = json::read_object(text);
   switch (read.why) {
     case json::failure::none: break;
     case json::failure::not_json:
-      errors.push_back({"body", "body is not valid JSON (at byte " + std::to_string(read.at) + ")"});
+      errors.push_back({whole, whole + " is not valid JSON (at byte " + std::to_string(read.at) + ")"});
       return {};
     case json::failure::too_deep:
       errors.push_back(
-        {"body", "JSON nests deeper than " + std::to_string(json::max_depth) + " levels"});
+        {whole, "JSON nests deeper than " + std::to_string(json::max_depth) + " levels"});
       return {};
     case json::failure::not_object:
+    case json::failure::not_array:
       errors.push_back(
-        {"body", std::string{"body must be a JSON object, not "} + json::name_of(read.found)});
+        {whole, whole + " must be a JSON object, not " + json::name_of(read.found)});
       return {};
   }
   for (size_t i = 0; i < read.members.size(); ++i)
@@ -126,6 +129,40 @@ bool all_digits(std::string_view s) {
   return !s.empty();
 }
 
+// An optional eventId a client chose: kept as it is, so its retries carry the same one.
+void take_event_id(std::vector<json::member>& members, std::string& out,
+                   std::vector<validation_error>& errors) {
+  auto* m = find(members, "eventId");
+  if (!m)
+    return;
+  if (m->type != json::kind::string || !is_uuid(m->value))
+    errors.push_back({"eventId", "eventId must be a UUID in lower case such as "
+                                 "3b6f1c4e-0000-4000-8000-000000000001"});
+  else
+    out = std::move(m->value);
+}
+
+// A request's event, from a POST body or one element of a batch (`whole` names which in errors).
+parse_result parse_request(std::string_view text, const std::string& whole) {
+  parse_result result;
+  auto members = read_members(text, result.errors, whole);
+  if (!result.ok())
+    return result;
+  for (auto& m : members)
+    if (m.key != "userId" && m.key != "eventType" && m.key != "payload" && m.key != "eventId")
+      result.errors.push_back({m.key, m.key + " is not allowed"});
+  take_event_id(members, result.value.event_id, result.errors);
+  take_string(members, "userId", result.value.user_id, result.errors);
+  take_event_type(members, result.value.event_type, result.errors);
+  take_payload(members, result.value.payload, result.errors);
+  if (result.ok()) {
+    if (result.value.event_id.empty())
+      result.value.event_id = make_uuid();
+    result.value.timestamp = utc_timestamp_now();
+  }
+  return result;
+}
+
 } // namespace
 
 bool is_event_type(std::string_view type) {
@@ -136,19 +173,42 @@ bool is_event_type(std::string_view type) {
 }
 
 parse_result parse_event_request(std::string_view body) {
-  parse_result result;
-  auto members = read_members(body, result.errors);
-  if (!result.ok())
+  return parse_request(body, "body");
+}
+
+batch_parse_result parse_batch_request(std::string_view body, size_t max_events) {
+  batch_parse_result result;
+  auto read = json::read_array(body);
+  switch (read.why) {
+    case json::failure::none: break;
+    case json::failure::not_json:
+      result.errors.push_back(
+        {"body", "body is not valid JSON (at byte " + std::to_string(read.at) + ")"});
+      return result;
+    case json::failure::too_deep:
+      result.errors.push_back(
+        {"body", "JSON nests deeper than " + std::to_string(json::max_depth) + " levels"});
+      return result;
+    case json::failure::not_object:
+    case json::failure::not_array:
+      result.errors.push_back(
+        {"body", std::string{"body must be a JSON array of events, not "} + json::name_of(read.found)});
+      return result;
+  }
+  if (read.elements.empty() || read.elements.size() > max_events) {
+    result.errors.push_back({"body", "body must hold 1 to " + std::to_string(max_events)
+                                       + " events, not " + std::to_string(read.elements.size())});
     return result;
-  for (auto& m : members)
-    if (m.key != "userId" && m.key != "eventType" && m.key != "payload")
-      result.errors.push_back({m.key, m.key + " is not allowed"});
-  take_string(members, "userId", result.value.user_id, result.errors);
-  take_event_type(members, result.value.event_type, result.errors);
-  take_payload(members, result.value.payload, result.errors);
-  if (result.ok()) {
-    result.value.event_id = make_uuid();
-    result.value.timestamp = utc_timestamp_now();
+  }
+  result.items.reserve(read.elements.size());
+  for (auto& element : read.elements) {
+    if (element.text.size() > max_event_request_bytes) {
+      parse_result too_big;
+      too_big.errors.push_back({"event", "event exceeds 1 MiB"});
+      result.items.push_back(std::move(too_big));
+    } else {
+      result.items.push_back(parse_request(element.text, "event"));
+    }
   }
   return result;
 }

@@ -2,6 +2,7 @@
 // Parsing and validation live here so the HTTP route and the consumer apply the same rules.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,11 +41,27 @@ struct parse_result {
   bool ok() const { return errors.empty(); }
 };
 
+// The largest event a request may carry: a POST /events/generate body, or one event of a batch.
+constexpr size_t max_event_request_bytes = 1024 * 1024;
+
 bool is_event_type(std::string_view type);
 
-// A POST /events/generate body: {userId, eventType, payload?}, no other fields. On success the
-// event is stamped with a fresh eventId and the current time.
+// A POST /events/generate body: {userId, eventType, payload?, eventId?}, no other fields. On
+// success the event keeps the client's eventId, a lower-case UUID (so that a client's retry of
+// it is stored once), or gets a fresh one; and it is stamped with the current time.
 parse_result parse_event_request(std::string_view body);
+
+// What parsing a POST /events/batch body gives: each event's own result, in order, or what is
+// wrong with the body as a whole (then no items).
+struct batch_parse_result {
+  std::vector<parse_result> items;
+  std::vector<validation_error> errors;
+  bool ok() const { return errors.empty(); }
+};
+
+// A POST /events/batch body: a JSON array of 1 to `max_events` events, each read as
+// parse_event_request reads a body (and no bigger than one), and each judged on its own.
+batch_parse_result parse_batch_request(std::string_view body, size_t max_events);
 
 // An event as it appears on the topic: all five fields, as the service writes them.
 parse_result parse_event_message(std::string_view text);

@@ -1,6 +1,7 @@
 #include "core/json_object.hpp"
 
 #include <cstdint>
+#include <type_traits>
 
 namespace uas::json {
 
@@ -73,6 +74,32 @@ public:
     return result;
   }
 
+  array_result read_array() {
+    array_result result;
+    skip_space();
+    if (peek() != '[') {
+      kind k;
+      if (!value(k, nullptr, nullptr) || !at_end())
+        return fail(result);
+      result.why = failure::not_array;
+      result.found = k;
+      return result;
+    }
+    enter();
+    bool read = sequence(']', nullptr, [&] {
+      element e;
+      size_t start = i_;
+      if (!value(e.type, nullptr, nullptr))
+        return false;
+      e.text = s_.substr(start, i_ - start);
+      result.elements.push_back(e);
+      return true;
+    });
+    if (!read || !at_end())
+      fail(result);
+    return result;
+  }
+
 private:
   std::string_view s_;
   size_t i_ = 0;
@@ -91,8 +118,12 @@ private:
     return i_ == s_.size();
   }
 
-  object_result& fail(object_result& result) {
-    result.members.clear();
+  template <class Result>
+  Result& fail(Result& result) {
+    if constexpr (std::is_same_v<Result, object_result>)
+      result.members.clear();
+    else
+      result.elements.clear();
     result.why = too_deep_ ? failure::too_deep : failure::not_json;
     result.at = i_;
     return result;
@@ -366,6 +397,10 @@ const char* name_of(kind k) {
 
 object_result read_object(std::string_view text) {
   return reader{text}.read_object();
+}
+
+array_result read_array(std::string_view text) {
+  return reader{text}.read_array();
 }
 
 } // namespace uas::json

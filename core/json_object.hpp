@@ -26,7 +26,7 @@ struct member {
 // choose the reader's recursion depth.
 constexpr int max_depth = 64;
 
-enum class failure { none, not_json, too_deep, not_object };
+enum class failure { none, not_json, too_deep, not_object, not_array };
 
 struct object_result {
   std::vector<member> members; // in the order written
@@ -38,5 +38,23 @@ struct object_result {
 
 // Reads text that must be exactly one JSON object, with whitespace around it allowed.
 object_result read_object(std::string_view text);
+
+// One element of an array, as the text it was written as (a view into the array's text).
+struct element {
+  kind type;
+  std::string_view text;
+};
+
+struct array_result {
+  std::vector<element> elements; // in the order written
+  failure why = failure::none;
+  size_t at = 0;             // not_json: the byte offset where the text stops being JSON
+  kind found = kind::array;  // not_array: what the text is instead
+  bool ok() const { return why == failure::none; }
+};
+
+// Reads text that must be exactly one JSON array, checking every element is JSON but decoding
+// none: each is left to be read on its own (a batch's events, each judged by itself).
+array_result read_array(std::string_view text);
 
 } // namespace uas::json

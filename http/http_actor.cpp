@@ -17,6 +17,14 @@ http_actor::behavior_type http(http_actor::stateful_pointer<http_state> self,
                 reply->fail(why.empty() ? "publish failed" : why);
               });
     },
+    [=](publish_atom, const event_batch& events, const batch_reply& reply) {
+      self->request(self->state.producer, caf::infinite, publish_atom::value, events)
+        .then([=](batch_outcome& outcome) { reply->answer(std::move(outcome)); },
+              [=](caf::error& err) {
+                auto why = self->system().render(err);
+                reply->fail(why.empty() ? "publish failed" : why);
+              });
+    },
     [=](get_json_atom, const processed_reply& reply) {
       self->request(self->state.store, caf::infinite, get_json_atom::value)
         .then([=](shared_text& array) { reply->answer(std::move(array)); },

@@ -23,11 +23,14 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr size_t max_body_bytes = 1024 * 1024;
+// The largest request body each route takes, counted after decompression.
+constexpr size_t max_event_bytes = max_event_request_bytes;
+constexpr size_t max_batch_bytes = 5 * 1024 * 1024;
 
 // Each route's path and the methods it answers; any other method there is a 405.
 const std::map<std::string, std::string> allowed_methods = {
   {"/events/generate", "POST"},
+  {"/events/batch", "POST"},
   {"/events/processed", "GET, HEAD"},
   {"/health", "GET, HEAD"},
   {"/health/ready", "GET, HEAD"},
@@ -54,6 +57,18 @@ void reply_message(httplib::Response& res, int status, const std::string& messag
   reply(res, status, json{{"message", message}});
 }
 
+json error_list(const std::vector<validation_error>& errors) {
+  json list = json::array();
+  for (auto& e : errors)
+    list.push_back({{"field", e.field}, {"message", e.message}});
+  return list;
+}
+
+// A 400's body: every problem found.
+json invalid_payload(const std::vector<validation_error>& errors) {
+  return {{"message", "Invalid request payload"}, {"errors", error_list(errors)}};
+}
+
 // True for an absent (or empty) Content-Type or application/json, with or without parameters.
 bool is_json_content_type(const httplib::Request& req) {
   auto type = req.get_header_value("Content-Type");
@@ -78,8 +93,9 @@ bool screen_body(httplib::Request& req, httplib::Response& res) {
     req.set_header("Content-Length", "0");
     return false;
   }
-  if (chunked && !(req.method == "POST" && req.path == "/events/generate")) {
-    // Only the event route reads a body in chunks, up to max_body_bytes. For any other httplib
+  if (chunked
+      && !(req.method == "POST" && (req.path == "/events/generate" || req.path == "/events/batch"))) {
+    // Only the ingest routes read a body in chunks, up to their limit. For any other httplib
     // would read one whole, with no limit, just to answer 404 or 405 (the error handler tells
     // which) after it.
     res.status = 404;
@@ -89,21 +105,22 @@ bool screen_body(httplib::Request& req, httplib::Response& res) {
   return false;
 }
 
-// Reads a request's body, up to max_body_bytes, whether it comes with a Content-Length or in
-// chunks: httplib 0.11 limits only the former, and would take any amount of the latter into
-// memory. False, with the status set (the error handler words it), if it is too big or does not
-// come whole. The rest of a body too big is read and dropped, up to a point, so that its client,
-// still sending, reads the 413 rather than a reset connection.
-bool read_body(const httplib::ContentReader& read, httplib::Response& res, std::string& body) {
-  constexpr size_t dropped_at_most = 16 * max_body_bytes;
+// Reads a request's body, up to `limit` bytes (decompressed, if it came compressed), whether it
+// comes with a Content-Length or in chunks: httplib 0.11 limits only the former, and would take
+// any amount of the latter into memory. False, with the status set (the error handler words it),
+// if it is too big or does not come whole. The rest of a body too big is read and dropped, up to
+// a point, so that its client, still sending, reads the 413 rather than a reset connection.
+bool read_body(const httplib::ContentReader& read, httplib::Response& res, std::string& body,
+               size_t limit) {
+  const size_t dropped_at_most = 16 * max_event_bytes;
   size_t received = 0;
   bool whole = read([&](const char* data, size_t size) {
     received += size;
-    if (received <= max_body_bytes)
+    if (received <= limit)
       body.append(data, size);
-    return received <= max_body_bytes + dropped_at_most;
+    return received <= limit + dropped_at_most;
   });
-  if (received <= max_body_bytes)
+  if (received <= limit)
     return whole;
   res.status = 413;
   if (!whole)
@@ -111,13 +128,14 @@ bool read_body(const httplib::ContentReader& read, httplib::Response& res, std::
   return false;
 }
 
-std::string default_message(int status) {
+std::string default_message(const httplib::Request& req, int status) {
   switch (status) {
     case 400: return "Bad request";
     case 404: return "Not found";
     case 405: return "Method not allowed";
     case 408: return "Request body came too slowly";
-    case 413: return "Request body exceeds 1 MiB";
+    case 413: return req.path == "/events/batch" ? "Request body exceeds 5 MiB"
+                                                   : "Request body exceeds 1 MiB";
     case 414: return "URI too long";
     default: return "Request failed";
   }
@@ -183,7 +201,8 @@ struct http_server::impl {
     };
     auto waiting = tune_for_load(server, static_cast<size_t>(cfg.http_threads), count, screen_body);
     metrics::global().http_connections_waiting = [waiting] { return waiting->load(); };
-    server.set_payload_max_length(max_body_bytes);
+    // The largest any route takes; read_body holds each route to its own.
+    server.set_payload_max_length(max_batch_bytes);
     server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
       if (res.status == 404) {
         if (auto it = allowed_methods.find(req.path); it != allowed_methods.end()) {
@@ -192,7 +211,7 @@ struct http_server::impl {
         }
       }
       if (res.body.empty())
-        reply_message(res, res.status, default_message(res.status));
+        reply_message(res, res.status, default_message(req, res.status));
     });
     server.set_exception_handler([](const httplib::Request& req, httplib::Response& res,
                                     std::exception_ptr ep) {
@@ -213,12 +232,8 @@ struct http_server::impl {
     if (!is_json_content_type(req))
       return reply_message(res, 415, "Content-Type must be application/json");
     auto parsed = parse_event_request(body);
-    if (!parsed.ok()) {
-      json errors = json::array();
-      for (auto& e : parsed.errors)
-        errors.push_back({{"field", e.field}, {"message", e.message}});
-      return reply(res, 400, {{"message", "Invalid request payload"}, {"errors", errors}});
-    }
+    if (!parsed.ok())
+      return reply(res, 400, invalid_payload(parsed.errors));
     auto id = parsed.value.event_id;
     auto outcome = std::make_shared<publish_reply::element_type>();
     caf::anon_send(relay, publish_atom::value, std::move(parsed.value), outcome);
@@ -226,8 +241,50 @@ struct http_server::impl {
       return reply_message(res, 503, "Service is shutting down");
     if (!outcome->error().empty())
       return reply_message(res, 500, "Failed to publish event");
-    // The id is ours, a UUID: nothing in it needs escaping.
+    // The id is a UUID, checked or ours: nothing in it needs escaping.
     reply_json(res, 201, R"({"eventId":")" + id + R"("})");
+  }
+
+  // POST /events/batch, its body read: every valid event published in one message to the
+  // producer; each result in the request's order, 201 if all are acknowledged, else 207.
+  void publish_batch(const httplib::Request& req, const std::string& body, httplib::Response& res) {
+    if (!is_json_content_type(req))
+      return reply_message(res, 415, "Content-Type must be application/json");
+    auto parsed = parse_batch_request(body, cfg.batch_max_events);
+    if (!parsed.ok())
+      return reply(res, 400, invalid_payload(parsed.errors));
+    auto events = std::make_shared<std::vector<event>>();
+    events->reserve(parsed.items.size());
+    for (auto& item : parsed.items)
+      if (item.ok())
+        events->push_back(std::move(item.value));
+    batch_outcome published(events->size());
+    if (!events->empty()) {
+      auto outcome = std::make_shared<batch_reply::element_type>();
+      caf::anon_send(relay, publish_atom::value, event_batch{events}, outcome);
+      if (!await(*outcome))
+        return reply_message(res, 503, "Service is shutting down");
+      if (!outcome->error().empty())
+        std::fill(published.begin(), published.end(), outcome->error());
+      else
+        published = std::move(outcome->value());
+    }
+    json results = json::array();
+    bool all_created = true;
+    size_t next = 0; // the next valid event's place in `events` and `published`
+    for (auto& item : parsed.items) {
+      if (!item.ok()) {
+        results.push_back({{"status", 400}, {"errors", error_list(item.errors)}});
+        all_created = false;
+      } else if (!published[next].empty()) {
+        results.push_back({{"status", 500}, {"message", "Failed to publish event"}});
+        all_created = false;
+        ++next;
+      } else {
+        results.push_back({{"eventId", (*events)[next++].event_id}});
+      }
+    }
+    reply(res, all_created ? 201 : 207, {{"results", std::move(results)}});
   }
 
   // GET /events/processed.
@@ -252,8 +309,14 @@ struct http_server::impl {
     server.Post("/events/generate", [this](const httplib::Request& req, httplib::Response& res,
                                            const httplib::ContentReader& read) {
       std::string body;
-      if (read_body(read, res, body))
+      if (read_body(read, res, body, max_event_bytes))
         guarded(res, [&] { publish(req, body, res); });
+    });
+    server.Post("/events/batch", [this](const httplib::Request& req, httplib::Response& res,
+                                        const httplib::ContentReader& read) {
+      std::string body;
+      if (read_body(read, res, body, max_batch_bytes))
+        guarded(res, [&] { publish_batch(req, body, res); });
     });
     server.Get("/events/processed", [this](const httplib::Request&, httplib::Response& res) {
       guarded(res, [&] { processed(res); });

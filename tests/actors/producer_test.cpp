@@ -151,3 +151,30 @@ TEST_CASE_METHOD(producer_fixture, "events backing off do not hold up other publ
   run();
   CHECK(c->value.has_value());
 }
+
+TEST_CASE_METHOD(producer_fixture,
+                 "a batch is one message: answered once every event is settled, each in order") {
+  auto p = spawn_producer(1, 100ms);
+  auto events = std::make_shared<std::vector<event>>(
+    std::vector<event>{make_event("b1", "ann"), make_event("b2", "ben"), make_event("b3", "cy")});
+  auto result = request<batch_outcome>(p, publish_atom::value, event_batch{events});
+  // Every event handed to the client at once, each keyed by its userId.
+  REQUIRE(client->produced.size() == 3);
+  CHECK(client->produced[1].key == "ben");
+  CHECK(nlohmann::json::parse(client->produced[2].value)["eventId"] == "b3");
+  client->acknowledge(2);
+  client->fail(1, "Broker: Not enough in-sync replicas");
+  run();
+  CHECK_FALSE(result->arrived);
+  // b2 retries on its own after the backoff, and fails for good; b1 is acknowledged last.
+  advance(100ms);
+  REQUIRE(client->produced.size() == 4);
+  CHECK(nlohmann::json::parse(client->produced[3].value)["eventId"] == "b2");
+  client->fail(3, "Local: Message timed out");
+  run();
+  CHECK_FALSE(result->arrived);
+  client->acknowledge(0);
+  run();
+  REQUIRE(result->value.has_value());
+  CHECK(*result->value == batch_outcome{"", "Local: Message timed out", ""});
+}

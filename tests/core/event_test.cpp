@@ -201,3 +201,58 @@ TEST_CASE("a body that is not JSON is told where it stops being JSON") {
   REQUIRE(r.errors.size() == 1);
   CHECK(r.errors[0].message == "body is not valid JSON (at byte 26)");
 }
+
+TEST_CASE("a client's eventId is kept as it is, so that its retry is the same event") {
+  const std::string body =
+    R"({"eventId":"3b6f1c4e-0000-4000-8000-000000000001","userId":"u","eventType":"LOGIN"})";
+  auto first = parse_event_request(body);
+  auto retry = parse_event_request(body);
+  REQUIRE(first.ok());
+  REQUIRE(retry.ok());
+  CHECK(first.value.event_id == "3b6f1c4e-0000-4000-8000-000000000001");
+  CHECK(retry.value.event_id == first.value.event_id);
+  // Anything but a lower-case UUID is refused, naming the field.
+  for (std::string id : {R"("3B6F1C4E-0000-4000-8000-000000000001")", R"("")", "42", "null",
+                         R"("3b6f1c4e00004000800000000000000001")"}) {
+    INFO(id);
+    auto r = parse_event_request(R"({"eventId":)" + id + R"(,"userId":"u","eventType":"LOGIN"})");
+    REQUIRE(fields_of(r) == std::set<std::string>{"eventId"});
+    CHECK_THAT(r.errors[0].message, Catch::Contains("UUID in lower case"));
+  }
+}
+
+TEST_CASE("a batch is an array of events, each judged on its own") {
+  auto r = parse_batch_request(
+    R"([{"userId":"a","eventType":"LOGIN"}, 42, {"userId":"","eventType":"LOGOUT"},
+        {"eventId":"3b6f1c4e-0000-4000-8000-000000000002","userId":"b","eventType":"PRODUCT_VIEW","payload":{"p":[1]}}])",
+    500);
+  REQUIRE(r.ok());
+  REQUIRE(r.items.size() == 4);
+  CHECK(r.items[0].ok());
+  CHECK(r.items[0].value.user_id == "a");
+  CHECK(is_uuid(r.items[0].value.event_id));
+  CHECK(fields_of(r.items[1]) == std::set<std::string>{"event"});
+  CHECK(r.items[1].errors[0].message == "event must be a JSON object, not number");
+  CHECK(fields_of(r.items[2]) == std::set<std::string>{"userId"});
+  REQUIRE(r.items[3].ok());
+  CHECK(r.items[3].value.event_id == "3b6f1c4e-0000-4000-8000-000000000002");
+  CHECK(json::parse(r.items[3].value.payload) == json{{"p", {1}}});
+}
+
+TEST_CASE("a batch body that is not a non-empty array within the limit is one problem") {
+  auto problem = [](const std::string& body, size_t max = 3) {
+    auto r = parse_batch_request(body, max);
+    INFO(body);
+    REQUIRE(r.errors.size() == 1);
+    CHECK(r.items.empty());
+    CHECK(r.errors[0].field == "body");
+    return r.errors[0].message;
+  };
+  CHECK(problem("[]") == "body must hold 1 to 3 events, not 0");
+  CHECK(problem(R"([{},{},{},{}])") == "body must hold 1 to 3 events, not 4");
+  CHECK(problem(R"({"userId":"a","eventType":"LOGIN"})")
+        == "body must be a JSON array of events, not object");
+  CHECK(problem(R"([{"userId":"a"},)") == "body is not valid JSON (at byte 16)");
+  CHECK_THAT(problem(std::string(10000, '[')), Catch::Contains("nests deeper"));
+  CHECK(parse_batch_request(R"( [ {"userId":"a","eventType":"LOGIN"} ] )", 1).ok());
+}

@@ -1,0 +1,198 @@
+// Ingest as real clients use it: batches, retries with the client's own eventId, and (for each)
+// what reached the topic: nothing answered 201 may be missing from it.
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <set>
+
+#include "core/event.hpp"
+#include "service_process.hpp"
+
+using namespace uas::testing;
+using json = nlohmann::json;
+
+namespace {
+
+httplib::Result post_batch(const service_process& service, const std::string& body,
+                           bool gzip = false) {
+  auto c = service.client();
+  c.set_compress(gzip);
+  return c.Post("/events/batch", body, "application/json");
+}
+
+// How often each eventId is on the topic, read whole with kcat.
+std::map<std::string, int> ids_on_topic(const std::string& broker) {
+  auto read = run_command("kcat -b " + broker
+                          + " -C -t user-activity-events -o beginning -e -q -f '%s\\n'");
+  std::map<std::string, int> ids;
+  size_t start = 0;
+  for (auto nl = read.output.find('\n'); nl != std::string::npos;
+       start = nl + 1, nl = read.output.find('\n', start)) {
+    auto value = json::parse(read.output.substr(start, nl - start), nullptr, false);
+    if (value.is_object())
+      ++ids[value.value("eventId", "")];
+  }
+  return ids;
+}
+
+std::string uuid(int n) {
+  char text[40];
+  std::snprintf(text, sizeof text, "3b6f1c4e-0000-4000-8000-%012d", n);
+  return text;
+}
+
+json valid(int n) {
+  return {{"userId", "user-" + std::to_string(n)}, {"eventType", "PRODUCT_VIEW"},
+          {"payload", {{"n", n}}}};
+}
+
+} // namespace
+
+TEST_CASE("a batch of valid events: 201 with each eventId in order, every one on the topic") {
+  service_process service;
+  json batch = json::array();
+  for (int i = 0; i < 100; ++i)
+    batch.push_back(valid(i));
+  batch[7]["eventId"] = uuid(7); // a client's own eventId is kept
+  auto r = post_batch(service, batch.dump());
+  REQUIRE(r);
+  REQUIRE(r->status == 201);
+  auto results = json::parse(r->body)["results"];
+  REQUIRE(results.size() == 100);
+  CHECK(results[7] == json{{"eventId", uuid(7)}});
+  std::set<std::string> ids;
+  for (auto& result : results) {
+    CHECK(result.size() == 1);
+    CHECK(uas::is_uuid(result["eventId"].get<std::string>()));
+    ids.insert(result["eventId"].get<std::string>());
+  }
+  CHECK(ids.size() == 100);
+  auto on_topic = ids_on_topic(service.broker());
+  for (auto& id : ids)
+    CHECK(on_topic[id] == 1);
+  // In order: the store holds each result's event with its own userId.
+  auto events = service.wait_processed([](const json& all) { return all.size() >= 100; });
+  std::map<std::string, std::string> user_of;
+  for (auto& e : events)
+    user_of[e["eventId"]] = e["userId"];
+  for (int i = 0; i < 100; ++i)
+    CHECK(user_of[results[i]["eventId"]] == "user-" + std::to_string(i));
+}
+
+TEST_CASE("a batch with invalid events: 207, each result its own, only valid events published") {
+  service_process service;
+  json batch = json::array({valid(1), {{"userId", ""}, {"eventType", "SIGNUP"}}, 42, valid(2),
+                            {{"userId", "u"}, {"eventType", "LOGIN"}, {"eventId", "mine"}}});
+  auto r = post_batch(service, batch.dump());
+  REQUIRE(r);
+  REQUIRE(r->status == 207);
+  auto results = json::parse(r->body)["results"];
+  REQUIRE(results.size() == 5);
+  CHECK(results[0].contains("eventId"));
+  CHECK(results[3].contains("eventId"));
+  CHECK(results[1]["status"] == 400);
+  std::set<std::string> fields;
+  for (auto& e : results[1]["errors"])
+    fields.insert(e["field"].get<std::string>());
+  CHECK(fields == std::set<std::string>{"userId", "eventType"});
+  CHECK(results[2] == json{{"status", 400},
+                           {"errors", {{{"field", "event"},
+                                        {"message", "event must be a JSON object, not number"}}}}});
+  CHECK(results[4]["status"] == 400);
+  CHECK(results[4]["errors"][0]["field"] == "eventId");
+  auto on_topic = ids_on_topic(service.broker());
+  CHECK(on_topic.size() == 2);
+  CHECK(on_topic[results[0]["eventId"]] == 1);
+  CHECK(on_topic[results[3]["eventId"]] == 1);
+}
+
+TEST_CASE("a batch body must be a non-empty array within BATCH_MAX_EVENTS and 5 MiB") {
+  service_process service{{{"BATCH_MAX_EVENTS", "10"}}};
+  auto status_of = [&](const std::string& body, bool gzip = false) {
+    auto r = post_batch(service, body, gzip);
+    REQUIRE(r);
+    auto answer = json::parse(r->body);
+    CHECK(answer["message"].is_string());
+    return r->status;
+  };
+  json eleven = json::array();
+  for (int i = 0; i < 11; ++i)
+    eleven.push_back(valid(i));
+  CHECK(status_of(eleven.dump()) == 400);
+  CHECK(status_of("[]") == 400);
+  CHECK(status_of(valid(1).dump()) == 400);
+  CHECK(status_of("[{\"userId\":") == 400);
+  auto r = post_batch(service, "[]");
+  CHECK(json::parse(r->body)["errors"][0]["message"] == "body must hold 1 to 10 events, not 0");
+
+  // Over 5 MiB: 413, whether sent as it is or compressed (the limit is on what it inflates to).
+  json big = json::array({valid(1)});
+  big[0]["payload"]["blob"] = std::string(5 * 1024 * 1024, 'x');
+  CHECK(status_of(big.dump()) == 413);
+  CHECK(status_of(big.dump(), true) == 413);
+  CHECK(json::parse(post_batch(service, big.dump())->body)["message"]
+        == "Request body exceeds 5 MiB");
+  // Near 5 MiB, compressed: taken, and its events are on the topic. Each event of a batch is
+  // held to a POST /events/generate body's 1 MiB.
+  json near = json::array();
+  for (int i = 0; i < 5; ++i) {
+    near.push_back(valid(i));
+    near[i]["payload"]["blob"] = std::string(1000 * 1000, 'y');
+  }
+  near[4]["payload"]["blob"] = std::string(1024 * 1024, 'z');
+  auto taken = post_batch(service, near.dump(), true);
+  REQUIRE(taken);
+  REQUIRE(taken->status == 207);
+  auto results = json::parse(taken->body)["results"];
+  auto on_topic = ids_on_topic(service.broker());
+  for (int i = 0; i < 4; ++i)
+    CHECK(on_topic[results[i]["eventId"].get<std::string>()] == 1);
+  CHECK(results[4] == json{{"status", 400},
+                           {"errors", {{{"field", "event"}, {"message", "event exceeds 1 MiB"}}}}});
+}
+
+TEST_CASE("a batch whose events all fail at the broker: 207 with a 500 for each, none on the topic") {
+  external_broker kafka;
+  auto service = kafka.start({{"KAFKA_PRODUCER_RETRIES", "1"},
+                              {"KAFKA_PRODUCER_RETRY_BACKOFF_MS", "100"}});
+  REQUIRE(service.post_event(R"({"userId":"warm","eventType":"LOGIN"})")->status == 201);
+  // Every produce request refused for good (not retried by librdkafka): both attempts fail.
+  std::vector<rd_kafka_resp_err_t> refusals(50, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+  rd_kafka_mock_push_request_errors_array(kafka.broker.cluster(), 0 /* Produce */,
+                                          refusals.size(), refusals.data());
+  json batch = json::array({valid(1), valid(2), valid(3)});
+  auto r = post_batch(service, batch.dump());
+  REQUIRE(r);
+  REQUIRE(r->status == 207);
+  auto results = json::parse(r->body)["results"];
+  REQUIRE(results.size() == 3);
+  for (auto& result : results)
+    CHECK(result == json{{"status", 500}, {"message", "Failed to publish event"}});
+  CHECK(ids_on_topic(kafka.broker.address()).size() == 1); // the warm-up alone
+  CHECK(service.count_lines("Publish failed after 2 attempts") == 3);
+}
+
+TEST_CASE("a client retrying with its own eventId has its event stored once") {
+  service_process service;
+  auto body = json{{"eventId", uuid(42)}, {"userId", "retrier"}, {"eventType", "LOGIN"}}.dump();
+  // The first answer is lost to the client (a timeout, say): it sends the same event again,
+  // once on its own and once in a batch.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto r = service.post_event(body);
+    REQUIRE(r);
+    REQUIRE(r->status == 201);
+    CHECK(json::parse(r->body) == json{{"eventId", uuid(42)}});
+  }
+  auto b = post_batch(service, "[" + body + "]");
+  REQUIRE(b);
+  CHECK(b->status == 201);
+  CHECK(ids_on_topic(service.broker())[uuid(42)] == 3);
+  // The consumer has read all three once two are found duplicates.
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (service.count_lines("Duplicate event ignored: eventId=" + uuid(42)) < 2
+         && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  CHECK(service.count_lines("Duplicate event ignored: eventId=" + uuid(42)) == 2);
+  CHECK(service.processed().size() == 1);
+  CHECK(service.count_lines("Processed event: eventId=" + uuid(42)) == 1);
+}

@@ -123,7 +123,7 @@ int run(const config& cfg) {
     if (!consumer_client->joined())
       reasons.push_back("consumer has not joined group " + cfg.consumer_group);
     return reasons;
-  }};
+  }, [producer_client] { return producer_client->brokers_up(); }};
   int port = 0;
   try {
     port = server.start();

@@ -36,6 +36,7 @@ const std::vector<variable> variables = {
   {"LOG_FORMAT", "text", "`text`, or `json`: one JSON object a line"},
   {"HTTP_THREADS", "64", "HTTP worker threads"},
   {"BATCH_MAX_EVENTS", "500", "events in one POST /events/batch"},
+  {"MAX_IN_FLIGHT", "50000", "events waiting for the broker before new requests get 503"},
 };
 
 [[noreturn]] void fail(const std::string& name, const std::string& value, const std::string& why) {
@@ -134,6 +135,11 @@ config load_config(const env_lookup& lookup) {
     fail("LOG_FORMAT", format, "expected text or json");
   c.http_threads = static_cast<int>(integer("HTTP_THREADS", 1, 1024));
   c.batch_max_events = static_cast<size_t>(integer("BATCH_MAX_EVENTS", 1, 100000));
+  c.max_in_flight = static_cast<size_t>(integer("MAX_IN_FLIGHT", 1, 100'000'000));
+  if (c.max_in_flight < c.batch_max_events)
+    fail("MAX_IN_FLIGHT", std::to_string(c.max_in_flight),
+         "expected at least BATCH_MAX_EVENTS (" + std::to_string(c.batch_max_events)
+           + "), or no batch could ever be taken");
   return c;
 }
 

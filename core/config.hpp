@@ -31,6 +31,7 @@ struct config {
   log_format format = log_format::text;
   int http_threads = 64;
   size_t batch_max_events = 500;
+  size_t max_in_flight = 50000; // events waiting for the broker before new requests get 503
 
   bool embedded_broker() const { return kafka_brokers == "embedded"; }
 };

@@ -107,6 +107,24 @@ void request_counter::render(std::string& out, const char* name) const {
   }
 }
 
+void labelled_counter::inc(std::string_view value, uint64_t n) {
+  entry(mutex_, counts_, value, [&] { return std::string{value}; })
+    .fetch_add(n, std::memory_order_relaxed);
+}
+
+uint64_t labelled_counter::get(std::string_view value) const {
+  std::shared_lock<std::shared_mutex> guard{mutex_};
+  auto it = counts_.find(value);
+  return it == counts_.end() ? 0 : it->second.load(std::memory_order_relaxed);
+}
+
+void labelled_counter::render(std::string& out, const char* name, const char* label_name) const {
+  std::shared_lock<std::shared_mutex> guard{mutex_};
+  for (auto& [value, n] : counts_)
+    out += std::string{name} + "{" + label_name + "=\"" + label(value) + "\"} "
+           + std::to_string(n.load(std::memory_order_relaxed)) + "\n";
+}
+
 std::string registry::render() const {
   std::string out;
   auto counter_family = [&](const char* name, const char* help, const counter& c) {
@@ -132,11 +150,18 @@ std::string registry::render() const {
                  events_invalid);
   header(out, "http_requests_total", "counter", "HTTP requests answered.");
   http_requests.render(out, "http_requests_total");
+  header(out, "http_requests_rejected_total", "counter",
+         "Requests answered 503 at once, by reason: in_flight_limit (MAX_IN_FLIGHT events wait "
+         "for the broker), brokers_down (every broker is known to be down).");
+  http_requests_rejected.render(out, "http_requests_rejected_total", "reason");
   header(out, "http_request_duration_seconds", "histogram", "Time to answer an HTTP request.");
   http_request_duration.render(out, "http_request_duration_seconds");
   gauge_family("store_events", "Events in the store.", store_events.get());
   gauge_family("kafka_up", "1 while the producer reaches a Kafka broker.",
                kafka_up && kafka_up() ? 1 : 0);
+  gauge_family("producer_in_flight",
+               "Events waiting for the broker's answer (new requests get 503 beyond MAX_IN_FLIGHT).",
+               producer_in_flight ? producer_in_flight() : 0);
   gauge_family("http_connections_waiting",
                "Open connections waiting for an HTTP worker thread (HTTP_THREADS are all serving).",
                http_connections_waiting ? static_cast<int64_t>(http_connections_waiting()) : 0);

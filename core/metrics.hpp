@@ -57,6 +57,18 @@ private:
   std::map<std::tuple<std::string, std::string, int>, std::atomic<uint64_t>, std::less<>> counts_;
 };
 
+// A counter per value of one label (a reason, say), each series made on first use.
+class labelled_counter {
+public:
+  void inc(std::string_view value, uint64_t n = 1);
+  uint64_t get(std::string_view value) const;
+  void render(std::string& out, const char* name, const char* label) const;
+
+private:
+  mutable std::shared_mutex mutex_; // guards the map's shape; the counts are atomic
+  std::map<std::string, std::atomic<uint64_t>, std::less<>> counts_;
+};
+
 struct registry {
   counter events_published;
   counter events_publish_failed;
@@ -67,10 +79,14 @@ struct registry {
   counter events_malformed;
   counter events_invalid;
   request_counter http_requests;
+  // Requests turned away before any work, by reason (in_flight_limit, brokers_down).
+  labelled_counter http_requests_rejected;
   duration_histogram http_request_duration;
   gauge store_events;
   // Read at scrape time: whether the producer reaches at least one broker.
   std::function<bool()> kafka_up;
+  // Read at scrape time: events handed to the producer and not yet answered.
+  std::function<int64_t()> producer_in_flight;
   // Read at scrape time: open connections waiting in line for an HTTP worker thread.
   std::function<size_t()> http_connections_waiting;
 

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cctype>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 
@@ -148,20 +149,57 @@ struct http_server::impl {
   caf::actor_system& sys;
   http_actor relay;
   readiness_check readiness;
+  brokers_check brokers_up;
   httplib::Server server;
   std::thread listener;
   std::atomic<bool> draining{false};
   std::atomic<bool> abandoning{false}; // drain's time is up: stop waiting for answers
   std::atomic<int> in_flight{0};
+  // Events handed to the producer and not yet answered: those waiting for the broker.
+  std::atomic<size_t> events_waiting{0};
 
   impl(const config& c, caf::actor_system& s, producer_actor producer, store_actor store,
-       readiness_check ready)
+       readiness_check ready, brokers_check brokers)
     : cfg{c},
       sys{s},
       relay{s.spawn(http, std::move(producer), std::move(store))},
-      readiness{std::move(ready)} {
+      readiness{std::move(ready)},
+      brokers_up{std::move(brokers)} {
     configure();
     routes();
+  }
+
+  // `n` events counted as waiting for the broker until this goes.
+  class admitted {
+  public:
+    admitted(std::atomic<size_t>& waiting, size_t n) : waiting_{waiting}, n_{n} {}
+    admitted(const admitted&) = delete;
+    admitted& operator=(const admitted&) = delete;
+    ~admitted() { waiting_ -= n_; }
+
+  private:
+    std::atomic<size_t>& waiting_;
+    size_t n_;
+  };
+
+  // Takes `count` events (a request's: one, or a batch's valid ones) as waiting for the broker,
+  // unless that is pointless or too much: while every broker is known to be down, or when more
+  // than MAX_IN_FLIGHT would wait. Then the request is answered 503 at once, so that clients back
+  // off rather than hold their connections, and memory, through an outage's retries.
+  std::optional<admitted> admit(httplib::Response& res, size_t count) {
+    auto reject = [&](const char* reason, const std::string& message) {
+      metrics::global().http_requests_rejected.inc(reason);
+      res.set_header("Retry-After", "1");
+      reply_message(res, 503, message);
+      return std::nullopt;
+    };
+    if (!brokers_up())
+      return reject("brokers_down", "Kafka brokers are unreachable; retry later");
+    if (events_waiting.fetch_add(count) + count > cfg.max_in_flight) {
+      events_waiting -= count;
+      return reject("in_flight_limit", "Too many events waiting for the broker; retry later");
+    }
+    return std::optional<admitted>{std::in_place, events_waiting, count};
   }
 
   // Runs `handler` for a request read whole: tells the HTTP pool so (its connection keeps its
@@ -201,6 +239,9 @@ struct http_server::impl {
     };
     auto waiting = tune_for_load(server, static_cast<size_t>(cfg.http_threads), count, screen_body);
     metrics::global().http_connections_waiting = [waiting] { return waiting->load(); };
+    metrics::global().producer_in_flight = [this] {
+      return static_cast<int64_t>(events_waiting.load());
+    };
     // The largest any route takes; read_body holds each route to its own.
     server.set_payload_max_length(max_batch_bytes);
     server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
@@ -234,6 +275,9 @@ struct http_server::impl {
     auto parsed = parse_event_request(body);
     if (!parsed.ok())
       return reply(res, 400, invalid_payload(parsed.errors));
+    auto admission = admit(res, 1);
+    if (!admission)
+      return;
     auto id = parsed.value.event_id;
     auto outcome = std::make_shared<publish_reply::element_type>();
     caf::anon_send(relay, publish_atom::value, std::move(parsed.value), outcome);
@@ -260,6 +304,9 @@ struct http_server::impl {
         events->push_back(std::move(item.value));
     batch_outcome published(events->size());
     if (!events->empty()) {
+      auto admission = admit(res, events->size());
+      if (!admission)
+        return;
       auto outcome = std::make_shared<batch_reply::element_type>();
       caf::anon_send(relay, publish_atom::value, event_batch{events}, outcome);
       if (!await(*outcome))
@@ -342,9 +389,9 @@ struct http_server::impl {
 };
 
 http_server::http_server(const config& cfg, caf::actor_system& sys, producer_actor producer,
-                         store_actor store, readiness_check readiness)
+                         store_actor store, readiness_check readiness, brokers_check brokers_up)
   : impl_{std::make_unique<impl>(cfg, sys, std::move(producer), std::move(store),
-                                 std::move(readiness))} {
+                                 std::move(readiness), std::move(brokers_up))} {
 }
 
 http_server::~http_server() {
@@ -379,6 +426,7 @@ void http_server::stop() {
     impl_->listener.join();
   }
   caf::anon_send_exit(impl_->relay, caf::exit_reason::user_shutdown);
+  metrics::global().producer_in_flight = nullptr; // the registry outlives the server
 }
 
 } // namespace uas

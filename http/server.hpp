@@ -18,10 +18,13 @@ namespace uas {
 // Why the service is not ready to take traffic; empty when it is.
 using readiness_check = std::function<std::vector<std::string>()>;
 
+// False while every Kafka broker is known to be down (the producer client's word on it).
+using brokers_check = std::function<bool()>;
+
 class http_server {
 public:
   http_server(const config& cfg, caf::actor_system& sys, producer_actor producer,
-              store_actor store, readiness_check readiness);
+              store_actor store, readiness_check readiness, brokers_check brokers_up);
   ~http_server();
 
   // Binds the configured port (PORT=0: any free one) and serves on a thread of its own; returns

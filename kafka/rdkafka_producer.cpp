@@ -39,8 +39,10 @@ rdkafka_producer::rdkafka_producer(const config& cfg, const std::string& bootstr
     const struct rd_kafka_metadata* metadata = nullptr;
     if (rd_kafka_metadata(client_, 0, topic, &metadata,
                           static_cast<int>(cfg.connection_timeout.count()))
-        == RD_KAFKA_RESP_ERR_NO_ERROR)
+        == RD_KAFKA_RESP_ERR_NO_ERROR) {
       rd_kafka_metadata_destroy(metadata);
+      brokers_up_ = true; // until the first statistics say otherwise
+    }
     rd_kafka_topic_destroy(topic);
   }
   reports_ = rd_kafka_queue_get_main(client_);

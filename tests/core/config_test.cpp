@@ -151,3 +151,17 @@ TEST_CASE("the table printed by --help lists every variable with its default") {
     CHECK_THAT(table, Catch::Contains(name));
   CHECK_THAT(table, Catch::Contains("user-activity-consumer-group"));
 }
+
+TEST_CASE("batch size and the in-flight bound: defaults, values, and a bound no batch fits under") {
+  auto c = load({});
+  CHECK(c.batch_max_events == 500);
+  CHECK(c.max_in_flight == 50000);
+  c = load({{"BATCH_MAX_EVENTS", "20"}, {"MAX_IN_FLIGHT", "20"}});
+  CHECK(c.batch_max_events == 20);
+  CHECK(c.max_in_flight == 20);
+  CHECK_THAT(refusal("BATCH_MAX_EVENTS", "0"), Catch::Contains("BATCH_MAX_EVENTS"));
+  CHECK_THAT(refusal("MAX_IN_FLIGHT", "lots"), Catch::Contains("MAX_IN_FLIGHT"));
+  CHECK_THAT(refusal("MAX_IN_FLIGHT", "499"), Catch::Contains("at least BATCH_MAX_EVENTS (500)"));
+  auto table = config_table();
+  CHECK_THAT(table, Catch::Contains("BATCH_MAX_EVENTS") && Catch::Contains("MAX_IN_FLIGHT"));
+}

@@ -2,8 +2,10 @@
 // what reached the topic: nothing answered 201 may be missing from it.
 #include <catch2/catch.hpp>
 
+#include <future>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "core/event.hpp"
 #include "service_process.hpp"
@@ -33,6 +35,28 @@ std::map<std::string, int> ids_on_topic(const std::string& broker) {
       ++ids[value.value("eventId", "")];
   }
   return ids;
+}
+
+// A sample from /metrics, by its full series name (`name{labels}`); -1 if absent.
+double metric(const service_process& service, const std::string& series) {
+  auto r = service.client().Get("/metrics");
+  REQUIRE(r);
+  std::stringstream lines{r->body};
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind(series + " ", 0) == 0)
+      return std::stod(line.substr(series.size() + 1));
+  return -1;
+}
+
+// Waits up to `timeout` for `done`; whether it held.
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = 20s) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline)
+      return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
 }
 
 std::string uuid(int n) {
@@ -195,4 +219,72 @@ TEST_CASE("a client retrying with its own eventId has its event stored once") {
   CHECK(service.count_lines("Duplicate event ignored: eventId=" + uuid(42)) == 2);
   CHECK(service.processed().size() == 1);
   CHECK(service.count_lines("Processed event: eventId=" + uuid(42)) == 1);
+}
+
+TEST_CASE("beyond MAX_IN_FLIGHT events waiting on a stalled broker, new requests get 503 at once") {
+  external_broker kafka;
+  auto service = kafka.start({{"MAX_IN_FLIGHT", "100"}, {"BATCH_MAX_EVENTS", "100"}});
+  REQUIRE(service.post_event(R"({"userId":"warm","eventType":"LOGIN"})")->status == 201);
+  // The broker takes 3 s to answer anything: 100 events wait for it.
+  rd_kafka_mock_broker_set_rtt(kafka.broker.cluster(), 1, 3000);
+  json batch = json::array();
+  for (int i = 0; i < 100; ++i)
+    batch.push_back(valid(i));
+  auto waiting = std::async(std::launch::async, [&] { return post_batch(service, batch.dump()); });
+  REQUIRE(eventually([&] { return metric(service, "producer_in_flight") == 100; }));
+
+  auto started = std::chrono::steady_clock::now();
+  auto one = service.post_event(R"({"userId":"late","eventType":"LOGIN"})");
+  auto another_batch = post_batch(service, json::array({valid(1)}).dump());
+  CHECK(std::chrono::steady_clock::now() - started < 1s);
+  for (auto* r : {&one, &another_batch}) {
+    REQUIRE(*r);
+    CHECK((*r)->status == 503);
+    CHECK((*r)->get_header_value("Retry-After") == "1");
+    CHECK(json::parse((*r)->body)["message"] == "Too many events waiting for the broker; retry later");
+  }
+  CHECK(metric(service, R"(http_requests_rejected_total{reason="in_flight_limit"})") == 2);
+
+  // The broker recovers: the waiting batch is answered, every event on the topic, and new
+  // requests are taken again.
+  rd_kafka_mock_broker_set_rtt(kafka.broker.cluster(), 1, 0);
+  auto r = waiting.get();
+  REQUIRE(r);
+  REQUIRE(r->status == 201);
+  auto on_topic = ids_on_topic(kafka.broker.address());
+  for (auto& result : json::parse(r->body)["results"])
+    CHECK(on_topic[result["eventId"].get<std::string>()] == 1);
+  CHECK(metric(service, "producer_in_flight") == 0);
+  CHECK(service.post_event(R"({"userId":"later","eventType":"LOGIN"})")->status == 201);
+}
+
+TEST_CASE("while every broker is known down, POSTs get 503 at once, and 201 once one is back") {
+  external_broker kafka;
+  auto service = kafka.start();
+  auto first = service.post_event(R"({"userId":"before","eventType":"LOGIN"})");
+  REQUIRE(first);
+  REQUIRE(first->status == 201);
+  kafka.down();
+  // The producer learns of it (kafka_up and readiness share its word).
+  REQUIRE(eventually([&] { return metric(service, "kafka_up") == 0; }));
+  auto started = std::chrono::steady_clock::now();
+  auto r = service.post_event(R"({"userId":"during","eventType":"LOGIN"})");
+  auto b = post_batch(service, json::array({valid(1), valid(2)}).dump());
+  CHECK(std::chrono::steady_clock::now() - started < 1s);
+  for (auto* answer : {&r, &b}) {
+    REQUIRE(*answer);
+    CHECK((*answer)->status == 503);
+    CHECK((*answer)->get_header_value("Retry-After") == "1");
+    CHECK(json::parse((*answer)->body)["message"] == "Kafka brokers are unreachable; retry later");
+  }
+  CHECK(metric(service, R"(http_requests_rejected_total{reason="brokers_down"})") == 2);
+
+  kafka.up();
+  REQUIRE(eventually([&] { return metric(service, "kafka_up") == 1; }));
+  auto after = service.post_event(R"({"userId":"after","eventType":"LOGIN"})");
+  REQUIRE(after);
+  CHECK(after->status == 201);
+  auto on_topic = ids_on_topic(kafka.broker.address());
+  CHECK(on_topic[json::parse(first->body)["eventId"].get<std::string>()] == 1);
+  CHECK(on_topic[json::parse(after->body)["eventId"].get<std::string>()] == 1);
 }

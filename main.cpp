@@ -3,6 +3,8 @@
 #include <csignal>
 #include <cstring>
 #include <iostream>
+#include <iterator>
+#include <memory>
 #include <optional>
 #include <thread>
 
@@ -16,7 +18,9 @@
 #include "core/metrics.hpp"
 #include "actors/producer_actor.hpp"
 #include "actors/store_actor.hpp"
+#include "http/api_keys.hpp"
 #include "http/server.hpp"
+#include "http/tls.hpp"
 #include "kafka/embedded_broker.hpp"
 #include "kafka/rdkafka_consumer.hpp"
 #include "kafka/rdkafka_producer.hpp"
@@ -29,13 +33,15 @@ using namespace std::chrono_literals;
 
 constexpr const char* version = UAS_VERSION; // the CMake project's version
 
-// SIGINT/SIGTERM are blocked in every thread and taken synchronously by main (sigwait), so the
-// shutdown runs as ordinary code rather than in a signal handler.
-sigset_t shutdown_signals() {
+// SIGINT/SIGTERM (shut down) and SIGHUP (re-read API_KEYS_FILE) are blocked in every thread and
+// taken synchronously by main (sigwait), so what they ask for runs as ordinary code rather than
+// in a signal handler.
+sigset_t handled_signals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
   return set;
 }
 
@@ -48,8 +54,54 @@ void print_help() {
   std::cout << "user-activity-service " << version
             << ": publishes user activity events to Kafka, consumes them back, deduplicates\n"
                "them by eventId and serves them over REST.\n\n"
-               "Usage: user-activity-service [--help | --version]\n\n"
+               "Usage: user-activity-service [--help | --version]\n"
+               "       user-activity-service hash-key   (reads an API key on stdin, prints the\n"
+               "                                          SHA-256 that API_KEYS_FILE lists)\n\n"
             << config_table();
+}
+
+// `hash-key`: the key on stdin (one trailing newline dropped, as `echo` and a terminal add one),
+// its SHA-256 on stdout. The key itself is never printed, not even in an error.
+int hash_key() {
+  std::string key{std::istreambuf_iterator<char>{std::cin}, std::istreambuf_iterator<char>{}};
+  if (!key.empty() && key.back() == '\n')
+    key.pop_back();
+  if (!key.empty() && key.back() == '\r')
+    key.pop_back();
+  std::string why;
+  if (!is_acceptable_key(key, why)) {
+    std::cerr << "user-activity-service hash-key: refused: " << why << "\n";
+    return 2;
+  }
+  std::cout << to_hex(sha256(key)) << "\n";
+  return 0;
+}
+
+bool is_loopback(const std::string& host) {
+  return host.rfind("127.", 0) == 0 || host == "::1" || host == "localhost";
+}
+
+// The API keys, or nullptr with no API_KEYS_FILE; throws config_error for a file that will not do.
+std::shared_ptr<const key_ring> load_api_keys(const config& cfg) {
+  if (cfg.api_keys_file.empty())
+    return nullptr;
+  return key_ring::load(cfg.api_keys_file);
+}
+
+// SIGHUP: the key file read again. A file that will not do changes nothing: the keys in use stay.
+void reload_api_keys(const config& cfg, http_server& server) {
+  if (cfg.api_keys_file.empty()) {
+    log::warn("SIGHUP ignored: no API_KEYS_FILE to re-read");
+    return;
+  }
+  try {
+    auto keys = load_api_keys(cfg);
+    auto count = static_cast<int64_t>(keys->size());
+    server.use_api_keys(std::move(keys));
+    log::info("API keys re-read", {{"file", cfg.api_keys_file}, {"keys", count}});
+  } catch (const config_error& e) {
+    log::error("API keys not re-read; the previous keys stay in use", {{"error", e.what()}});
+  }
 }
 
 void log_start(const config& cfg) {
@@ -66,10 +118,14 @@ void log_start(const config& cfg) {
              {"connectionTimeoutMs", int64_t{cfg.connection_timeout.count()}},
              {"requestTimeoutMs", int64_t{cfg.request_timeout.count()}},
              {"httpThreads", cfg.http_threads},
-             {"logLevel", cfg.log_level}});
+             {"logLevel", cfg.log_level},
+             {"https", cfg.tls() ? "on" : "off"},
+             {"apiKeys", cfg.api_keys_file.empty() ? "off (every route open)" : cfg.api_keys_file},
+             {"rateLimitPerKey", cfg.rate_limit_per_key},
+             {"kafkaSecurityProtocol", cfg.kafka_auth.protocol}});
 }
 
-int run(const config& cfg) {
+int run(const config& cfg, std::shared_ptr<const key_ring> keys) {
   log_start(cfg);
   std::optional<kafka::embedded_broker> embedded;
   std::string bootstrap = cfg.kafka_brokers;
@@ -124,6 +180,10 @@ int run(const config& cfg) {
       reasons.push_back("consumer has not joined group " + cfg.consumer_group);
     return reasons;
   }, [producer_client] { return producer_client->brokers_up(); }};
+  if (keys)
+    log::info("API keys loaded",
+              {{"file", cfg.api_keys_file}, {"keys", static_cast<int64_t>(keys->size())}});
+  server.use_api_keys(std::move(keys));
   int port = 0;
   try {
     port = server.start();
@@ -135,11 +195,16 @@ int run(const config& cfg) {
     caf::anon_send_exit(consumer_handle, caf::exit_reason::user_shutdown);
     return 1;
   }
-  log::info("HTTP server listening", {{"port", port}});
+  log::info("HTTP server listening", {{"port", port}, {"scheme", cfg.tls() ? "https" : "http"}});
+  const std::string host = "0.0.0.0";
+  if (cfg.api_keys_file.empty() && !is_loopback(host))
+    log::warn("No API_KEYS_FILE: every route is open to anyone who can reach this port",
+              {{"host", host}, {"port", port}});
 
-  auto signals = shutdown_signals();
+  auto signals = handled_signals();
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP)
+    reload_api_keys(cfg, server);
   auto started = std::chrono::steady_clock::now();
   log::info("Shutdown requested", {{"signal", strsignal(signal_number)}});
   // Past this, something is stuck: leave rather than hang a container stop.
@@ -183,21 +248,27 @@ int main(int argc, char** argv) {
       std::cout << "user-activity-service " << version << "\n";
       return 0;
     }
+    if (arg == "hash-key" && argc == 2)
+      return hash_key();
     return usage_error(arg);
   }
   config cfg;
+  std::shared_ptr<const key_ring> keys;
   try {
     cfg = load_config(process_environment());
+    if (cfg.tls())
+      check_tls_files(cfg);
+    keys = load_api_keys(cfg);
   } catch (const config_error& e) {
     std::cerr << "user-activity-service: configuration error: " << e.what() << "\n";
     return 2;
   }
   log::init(cfg.log_level, cfg.format);
-  auto signals = shutdown_signals();
+  auto signals = handled_signals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
   try {
-    return run(cfg);
+    return run(cfg, std::move(keys));
   } catch (const std::exception& e) {
     log::error("Start-up failed", {{"error", e.what()}});
     return 1;

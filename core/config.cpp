@@ -2,12 +2,17 @@
 // error naming the variable rather than a silent fallback.
 #include "core/config.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <sstream>
 #include <vector>
+
+#include <unistd.h>
 
 namespace uas {
 
@@ -37,10 +42,25 @@ const std::vector<variable> variables = {
   {"HTTP_THREADS", "64", "HTTP worker threads"},
   {"BATCH_MAX_EVENTS", "500", "events in one POST /events/batch"},
   {"MAX_IN_FLIGHT", "50000", "events waiting for the broker before new requests get 503"},
+  {"API_KEYS_FILE", "", "lines `NAME SCOPES SHA256HEX`; unset: every route open; re-read on SIGHUP"},
+  {"RATE_LIMIT_PER_KEY", "0", "events per second per API key, 429 beyond; 0: no limit"},
+  {"TLS_CERT_FILE", "", "PEM certificate (chain): serve HTTPS only, TLS 1.2 and later"},
+  {"TLS_KEY_FILE", "", "PEM private key of TLS_CERT_FILE"},
+  {"KAFKA_SECURITY_PROTOCOL", "plaintext", "plaintext, ssl, sasl_plaintext or sasl_ssl"},
+  {"KAFKA_SASL_MECHANISM", "", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (sasl_* protocols)"},
+  {"KAFKA_SASL_USERNAME", "", "SASL user name (sasl_* protocols)"},
+  {"KAFKA_SASL_PASSWORD", "", "SASL password (sasl_* protocols); never logged"},
+  {"KAFKA_SSL_CA_LOCATION", "", "CA certificate file or directory (ssl protocols); unset: the system's"},
 };
 
 [[noreturn]] void fail(const std::string& name, const std::string& value, const std::string& why) {
   throw config_error{name + "=\"" + value + "\" is invalid: " + why};
+}
+
+// A variable wrong for what the others say (missing, or set where it means nothing). The value is
+// not repeated: it may be a secret.
+[[noreturn]] void contradict(const std::string& name, const std::string& why) {
+  throw config_error{name + " " + why};
 }
 
 long long parse_integer(const std::string& name, const std::string& value, long long min,
@@ -85,6 +105,62 @@ std::string parse_brokers(const std::string& name, const std::string& value) {
   if (count == 0 || value.back() == ',')
     fail(name, value, "expected `embedded` or host:port[,host:port...]");
   return value;
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+// KAFKA_SECURITY_PROTOCOL and the settings that go with it: each one set only where the protocol
+// uses it, and every one it needs set, so that a typo cannot quietly send a password in the clear
+// or leave it out.
+kafka_security parse_kafka_security(const std::function<std::string(const char*)>& get,
+                                    bool embedded) {
+  kafka_security k;
+  auto protocol = get("KAFKA_SECURITY_PROTOCOL");
+  k.protocol = lower(protocol);
+  if (k.protocol != "plaintext" && k.protocol != "ssl" && k.protocol != "sasl_plaintext"
+      && k.protocol != "sasl_ssl")
+    fail("KAFKA_SECURITY_PROTOCOL", protocol,
+         "expected plaintext, ssl, sasl_plaintext or sasl_ssl");
+  if (embedded && k.protocol != "plaintext")
+    fail("KAFKA_SECURITY_PROTOCOL", protocol,
+         "the embedded broker speaks plaintext only (set KAFKA_BROKERS to use it)");
+  auto mechanism = get("KAFKA_SASL_MECHANISM");
+  k.sasl_mechanism = mechanism;
+  std::transform(k.sasl_mechanism.begin(), k.sasl_mechanism.end(), k.sasl_mechanism.begin(),
+                 [](unsigned char c) { return std::toupper(c); });
+  k.sasl_username = get("KAFKA_SASL_USERNAME");
+  k.sasl_password = get("KAFKA_SASL_PASSWORD");
+  k.ssl_ca_location = get("KAFKA_SSL_CA_LOCATION");
+  auto needs = "is required: KAFKA_SECURITY_PROTOCOL=" + k.protocol + " authenticates with SASL";
+  auto needless = [&](const char* name) {
+    contradict(name, "is set, but KAFKA_SECURITY_PROTOCOL=" + k.protocol + " does not use it");
+  };
+  if (k.sasl()) {
+    if (k.sasl_mechanism.empty())
+      contradict("KAFKA_SASL_MECHANISM", needs);
+    if (k.sasl_mechanism != "PLAIN" && k.sasl_mechanism != "SCRAM-SHA-256"
+        && k.sasl_mechanism != "SCRAM-SHA-512")
+      fail("KAFKA_SASL_MECHANISM", mechanism, "expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512");
+    if (k.sasl_username.empty())
+      contradict("KAFKA_SASL_USERNAME", needs);
+    if (k.sasl_password.empty())
+      contradict("KAFKA_SASL_PASSWORD", needs);
+  } else {
+    for (auto name : {"KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"})
+      if (!get(name).empty())
+        needless(name);
+  }
+  if (!k.ssl_ca_location.empty()) {
+    if (!k.ssl())
+      needless("KAFKA_SSL_CA_LOCATION");
+    if (access(k.ssl_ca_location.c_str(), R_OK) != 0)
+      fail("KAFKA_SSL_CA_LOCATION", k.ssl_ca_location,
+           std::string{"cannot read it: "} + std::strerror(errno));
+  }
+  return k;
 }
 
 std::string trim(const std::string& s) {
@@ -140,6 +216,17 @@ config load_config(const env_lookup& lookup) {
     fail("MAX_IN_FLIGHT", std::to_string(c.max_in_flight),
          "expected at least BATCH_MAX_EVENTS (" + std::to_string(c.batch_max_events)
            + "), or no batch could ever be taken");
+  c.api_keys_file = get("API_KEYS_FILE");
+  c.rate_limit_per_key = static_cast<int>(integer("RATE_LIMIT_PER_KEY", 0, 10'000'000));
+  if (c.rate_limit_per_key > 0 && c.api_keys_file.empty())
+    contradict("RATE_LIMIT_PER_KEY", "needs API_KEYS_FILE: the limit is per API key");
+  c.tls_cert_file = get("TLS_CERT_FILE");
+  c.tls_key_file = get("TLS_KEY_FILE");
+  if (c.tls_cert_file.empty() && !c.tls_key_file.empty())
+    contradict("TLS_CERT_FILE", "is required with TLS_KEY_FILE");
+  if (!c.tls_cert_file.empty() && c.tls_key_file.empty())
+    contradict("TLS_KEY_FILE", "is required with TLS_CERT_FILE");
+  c.kafka_auth = parse_kafka_security(get, c.embedded_broker());
   return c;
 }
 
@@ -191,7 +278,8 @@ std::string config_table() {
   std::snprintf(line, sizeof line, "  %-33s %-30s %s\n", "variable", "default", "meaning");
   out += line;
   for (auto& v : variables) {
-    std::snprintf(line, sizeof line, "  %-33s %-30s %s\n", v.name, v.fallback, v.meaning);
+    std::snprintf(line, sizeof line, "  %-33s %-30s %s\n", v.name,
+                  *v.fallback ? v.fallback : "(none)", v.meaning);
     out += line;
   }
   return out;

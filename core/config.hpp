@@ -15,6 +15,20 @@ namespace uas {
 
 enum class log_format { text, json };
 
+// How the Kafka clients authenticate and encrypt, in librdkafka's terms; checked for consistency
+// at start (a SASL protocol has a mechanism, a user name and a password; no SASL setting without
+// one).
+struct kafka_security {
+  std::string protocol = "plaintext"; // plaintext, ssl, sasl_plaintext, sasl_ssl
+  std::string sasl_mechanism;         // PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+  std::string sasl_username;
+  std::string sasl_password; // a secret: never logged
+  std::string ssl_ca_location; // empty: the system's CA certificates
+
+  bool sasl() const { return protocol.rfind("sasl_", 0) == 0; }
+  bool ssl() const { return protocol == "ssl" || protocol == "sasl_ssl"; }
+};
+
 struct config {
   uint16_t port = 3000;
   std::string app_env = "development";
@@ -32,8 +46,14 @@ struct config {
   int http_threads = 64;
   size_t batch_max_events = 500;
   size_t max_in_flight = 50000; // events waiting for the broker before new requests get 503
+  std::string api_keys_file;  // empty: no keys, every route open
+  int rate_limit_per_key = 0; // events per second per API key; 0: no limit
+  std::string tls_cert_file;  // both empty: plain HTTP
+  std::string tls_key_file;
+  kafka_security kafka_auth;
 
   bool embedded_broker() const { return kafka_brokers == "embedded"; }
+  bool tls() const { return !tls_cert_file.empty(); }
 };
 
 // A variable whose value does not parse; `what()` names it.

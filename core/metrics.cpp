@@ -89,10 +89,11 @@ void duration_histogram::render(std::string& out, const char* name) const {
   }
 }
 
-void request_counter::inc(std::string_view method, std::string_view route, int status) {
-  auto key = std::make_tuple(method, route, status);
+void request_counter::inc(std::string_view method, std::string_view route, int status,
+                          std::string_view api_key) {
+  auto key = std::make_tuple(method, route, status, api_key);
   auto& n = entry(mutex_, counts_, key, [&] {
-    return std::make_tuple(std::string{method}, std::string{route}, status);
+    return std::make_tuple(std::string{method}, std::string{route}, status, std::string{api_key});
   });
   n.fetch_add(1, std::memory_order_relaxed);
 }
@@ -100,9 +101,9 @@ void request_counter::inc(std::string_view method, std::string_view route, int s
 void request_counter::render(std::string& out, const char* name) const {
   std::shared_lock<std::shared_mutex> guard{mutex_};
   for (auto& [key, n] : counts_) {
-    auto& [method, route, status] = key;
+    auto& [method, route, status, api_key] = key;
     out += std::string{name} + "{method=\"" + label(method) + "\",route=\"" + label(route)
-           + "\",status=\"" + std::to_string(status) + "\"} "
+           + "\",status=\"" + std::to_string(status) + "\",key=\"" + label(api_key) + "\"} "
            + std::to_string(n.load(std::memory_order_relaxed)) + "\n";
   }
 }

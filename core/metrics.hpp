@@ -46,15 +46,16 @@ private:
   std::map<std::string, series, std::less<>> by_route_;
 };
 
-// http_requests_total by method, route and status.
+// http_requests_total by method, route, status and API key name ("none" without a valid key).
 class request_counter {
 public:
-  void inc(std::string_view method, std::string_view route, int status);
+  void inc(std::string_view method, std::string_view route, int status, std::string_view api_key);
   void render(std::string& out, const char* name) const;
 
 private:
   mutable std::shared_mutex mutex_; // guards the map's shape; the counts are atomic
-  std::map<std::tuple<std::string, std::string, int>, std::atomic<uint64_t>, std::less<>> counts_;
+  std::map<std::tuple<std::string, std::string, int, std::string>, std::atomic<uint64_t>, std::less<>>
+    counts_;
 };
 
 // A counter per value of one label (a reason, say), each series made on first use.

@@ -15,7 +15,10 @@
 
 #include "core/log.hpp"
 #include "core/metrics.hpp"
+#include "http/api_keys.hpp"
 #include "http/http_actor.hpp"
+#include "http/rate_limiter.hpp"
+#include "http/tls.hpp"
 #include "http/tuning.hpp"
 
 namespace uas {
@@ -43,6 +46,32 @@ const std::map<std::string, std::string> allowed_methods = {
 std::string_view route_of(const httplib::Request& req) {
   auto it = allowed_methods.find(req.path);
   return it != allowed_methods.end() ? std::string_view{it->first} : "unmatched";
+}
+
+// The name of the API key the request on this worker thread came with: "none" without a valid
+// key (or without API keys). httplib keeps a request on one thread from its pre-routing handler
+// to its logger.
+thread_local std::string caller = "none";
+
+// The token of an `Authorization: Bearer <token>` header (the scheme in any case, RFC 9110
+// 11.1); empty if there is none.
+std::string bearer_token(const httplib::Request& req) {
+  auto value = req.get_header_value("Authorization");
+  constexpr std::string_view scheme = "bearer ";
+  if (value.size() <= scheme.size()
+      || !std::equal(scheme.begin(), scheme.end(), value.begin(), [](char a, char b) {
+           return a == std::tolower(static_cast<unsigned char>(b));
+         }))
+    return {};
+  auto first = value.find_first_not_of(' ', scheme.size());
+  auto last = value.find_last_not_of(" \t");
+  return first == std::string::npos ? std::string{} : value.substr(first, last - first + 1);
+}
+
+// Whether httplib would read a body after the request's headers.
+bool has_body(const httplib::Request& req) {
+  auto length = req.get_header_value("Content-Length");
+  return req.has_header("Transfer-Encoding") || (!length.empty() && length != "0");
 }
 
 void reply_json(httplib::Response& res, int status, const std::string& body) {
@@ -150,7 +179,10 @@ struct http_server::impl {
   http_actor relay;
   readiness_check readiness;
   brokers_check brokers_up;
-  httplib::Server server;
+  std::unique_ptr<httplib::Server> owned_server; // an httplib::SSLServer with TLS set
+  httplib::Server& server;
+  std::shared_ptr<const key_ring> keys; // nullptr: every route open; replaced whole on SIGHUP
+  std::unique_ptr<rate_limiter> limiter; // nullptr: RATE_LIMIT_PER_KEY=0
   std::thread listener;
   std::atomic<bool> draining{false};
   std::atomic<bool> abandoning{false}; // drain's time is up: stop waiting for answers
@@ -164,7 +196,11 @@ struct http_server::impl {
       sys{s},
       relay{s.spawn(http, std::move(producer), std::move(store))},
       readiness{std::move(ready)},
-      brokers_up{std::move(brokers)} {
+      brokers_up{std::move(brokers)},
+      owned_server{make_server(c)},
+      server{*owned_server} {
+    if (c.rate_limit_per_key > 0)
+      limiter = std::make_unique<rate_limiter>(c.rate_limit_per_key);
     configure();
     routes();
   }
@@ -202,6 +238,73 @@ struct http_server::impl {
     return std::optional<admitted>{std::in_place, events_waiting, count};
   }
 
+  static std::unique_ptr<httplib::Server> make_server(const config& c) {
+    if (!c.tls())
+      return std::make_unique<httplib::Server>();
+    std::string refused;
+    auto server = std::make_unique<httplib::SSLServer>([&](SSL_CTX& ctx) {
+      try {
+        use_tls_files(ctx, c);
+        return true;
+      } catch (const std::exception& e) {
+        refused = e.what();
+        return false;
+      }
+    });
+    if (!server->is_valid())
+      throw std::runtime_error{refused.empty() ? "cannot set up TLS" : refused};
+    return server;
+  }
+
+  // Who is calling, checked before routing and before any body is read: a request without a key
+  // that its route accepts is answered here, 401 or 403, and goes no further.
+  bool screen_caller(httplib::Request& req, httplib::Response& res) {
+    caller = "none";
+    auto ring = std::atomic_load(&keys);
+    auto needed = required_access(req.method, req.path);
+    if (!ring || needed == access::open)
+      return false;
+    auto token = bearer_token(req);
+    const api_key* key = token.empty() ? nullptr : ring->find(token);
+    if (key)
+      caller = key->name;
+    if (key && key->allows(needed))
+      return false;
+    // RFC 6750, 3: the challenge, with why a key that was sent is not enough.
+    std::string challenge = R"(Bearer realm="user-activity-service")";
+    if (!key) {
+      if (!token.empty())
+        challenge += R"(, error="invalid_token")";
+      res.set_header("WWW-Authenticate", challenge);
+      reply_message(res, 401, token.empty() ? "An API key is required: Authorization: Bearer <key>"
+                                            : "Unknown API key");
+    } else {
+      std::string scope = scope_name(needed);
+      res.set_header("WWW-Authenticate",
+                     challenge + R"(, error="insufficient_scope", scope=")" + scope + "\"");
+      reply_message(res, 403,
+                    "API key \"" + key->name + "\" lacks the scope this route needs: " + scope);
+    }
+    if (has_body(req))
+      res.set_header("Connection", "close"); // the body is left unread
+    return true;
+  }
+
+  // RATE_LIMIT_PER_KEY: true if the caller's key may send `events` more events now; else answers
+  // 429 with the seconds until it may.
+  bool within_rate(httplib::Response& res, size_t events) {
+    if (!limiter)
+      return true;
+    auto wait = limiter->take(caller, events);
+    if (wait == rate_limiter::clock::duration::zero())
+      return true;
+    auto seconds = std::chrono::ceil<std::chrono::seconds>(wait).count();
+    res.set_header("Retry-After", std::to_string(std::max<long long>(1, seconds)));
+    reply_message(res, 429, "API key \"" + caller + "\" is over its rate of "
+                              + std::to_string(cfg.rate_limit_per_key) + " events per second");
+    return false;
+  }
+
   // Runs `handler` for a request read whole: tells the HTTP pool so (its connection keeps its
   // thread until answered), counts it as in flight for drain(), and turns it away once shutdown
   // began.
@@ -234,10 +337,21 @@ struct http_server::impl {
                     std::chrono::steady_clock::duration took) {
       auto route = route_of(req);
       auto& m = metrics::global();
-      m.http_requests.inc(req.method, route, res.status);
+      m.http_requests.inc(req.method, route, res.status, caller);
       m.http_request_duration.observe(route, took);
+      log::debug("Request answered",
+                 {{"method", req.method},
+                  {"path", req.path},
+                  {"status", res.status},
+                  {"key", caller},
+                  {"us", static_cast<int64_t>(
+                           std::chrono::duration_cast<std::chrono::microseconds>(took).count())}});
+      caller = "none"; // until the next request's screen says otherwise
     };
-    auto waiting = tune_for_load(server, static_cast<size_t>(cfg.http_threads), count, screen_body);
+    auto screen = [this](httplib::Request& req, httplib::Response& res) {
+      return screen_caller(req, res) || screen_body(req, res);
+    };
+    auto waiting = tune_for_load(server, static_cast<size_t>(cfg.http_threads), count, screen);
     metrics::global().http_connections_waiting = [waiting] { return waiting->load(); };
     metrics::global().producer_in_flight = [this] {
       return static_cast<int64_t>(events_waiting.load());
@@ -270,6 +384,8 @@ struct http_server::impl {
 
   // POST /events/generate, its body read.
   void publish(const httplib::Request& req, const std::string& body, httplib::Response& res) {
+    if (!within_rate(res, 1))
+      return;
     if (!is_json_content_type(req))
       return reply_message(res, 415, "Content-Type must be application/json");
     auto parsed = parse_event_request(body);
@@ -392,6 +508,10 @@ http_server::http_server(const config& cfg, caf::actor_system& sys, producer_act
                          store_actor store, readiness_check readiness, brokers_check brokers_up)
   : impl_{std::make_unique<impl>(cfg, sys, std::move(producer), std::move(store),
                                  std::move(readiness), std::move(brokers_up))} {
+}
+
+void http_server::use_api_keys(std::shared_ptr<const key_ring> keys) {
+  std::atomic_store(&impl_->keys, std::move(keys));
 }
 
 http_server::~http_server() {

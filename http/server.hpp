@@ -15,6 +15,8 @@
 
 namespace uas {
 
+class key_ring;
+
 // Why the service is not ready to take traffic; empty when it is.
 using readiness_check = std::function<std::vector<std::string>()>;
 
@@ -26,6 +28,11 @@ public:
   http_server(const config& cfg, caf::actor_system& sys, producer_actor producer,
               store_actor store, readiness_check readiness, brokers_check brokers_up);
   ~http_server();
+
+  // From now on every route but /health and /health/ready asks for one of these keys, with the
+  // route's scope (nullptr: every route open again). Safe to call while serving: requests
+  // already past the check finish under the keys they were checked with.
+  void use_api_keys(std::shared_ptr<const key_ring> keys);
 
   // Binds the configured port (PORT=0: any free one) and serves on a thread of its own; returns
   // the bound port. Throws if the port cannot be bound.

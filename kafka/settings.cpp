@@ -30,8 +30,21 @@ void on_client_error(rd_kafka_t* client, int err, const char* reason, void*) {
     log::debug("Kafka client error", {{"error", reason}});
 }
 
+// How every client of the service (producer, consumer, dead-letter producer, the start-up probe)
+// reaches the brokers: load_config has checked that the settings agree with each other.
+void security(const kafka_security& k, settings& s) {
+  s.push_back({"security.protocol", k.protocol});
+  if (k.sasl()) {
+    s.push_back({"sasl.mechanism", k.sasl_mechanism});
+    s.push_back({"sasl.username", k.sasl_username});
+    s.push_back({"sasl.password", k.sasl_password});
+  }
+  if (!k.ssl_ca_location.empty())
+    s.push_back({"ssl.ca.location", k.ssl_ca_location});
+}
+
 settings common(const config& cfg, const std::string& bootstrap) {
-  return {
+  settings s = {
     {"bootstrap.servers", bootstrap},
     {"client.id", cfg.client_id},
     {"socket.connection.setup.timeout.ms", std::to_string(cfg.connection_timeout.count())},
@@ -44,6 +57,8 @@ settings common(const config& cfg, const std::string& bootstrap) {
     // back while an earlier one is unacknowledged (docs/performance.md, "Second round").
     {"socket.nagle.disable", "true"},
   };
+  security(cfg.kafka_auth, s);
+  return s;
 }
 
 } // namespace
@@ -101,7 +116,11 @@ rd_kafka_conf_t* make_conf(const settings& values) {
     if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), reason, sizeof reason)
         != RD_KAFKA_CONF_OK) {
       rd_kafka_conf_destroy(conf);
-      throw std::runtime_error{"Kafka setting " + key + "=" + value + " refused: " + reason};
+      // A secret's value stays out of the message (librdkafka takes any text as a password, so
+      // its own reason never quotes one).
+      bool secret = key == "sasl.password" || key == "ssl.key.password";
+      throw std::runtime_error{"Kafka setting " + key + "=" + (secret ? "***" : value)
+                               + " refused: " + reason};
     }
   }
   rd_kafka_conf_set_log_cb(conf, forward_log);

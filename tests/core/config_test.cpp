@@ -165,3 +165,86 @@ TEST_CASE("batch size and the in-flight bound: defaults, values, and a bound no 
   auto table = config_table();
   CHECK_THAT(table, Catch::Contains("BATCH_MAX_EVENTS") && Catch::Contains("MAX_IN_FLIGHT"));
 }
+
+TEST_CASE("security settings: off by default") {
+  auto c = load({});
+  CHECK(c.api_keys_file.empty());
+  CHECK(c.rate_limit_per_key == 0);
+  CHECK_FALSE(c.tls());
+  CHECK(c.kafka_auth.protocol == "plaintext");
+  CHECK_FALSE(c.kafka_auth.sasl());
+  CHECK_FALSE(c.kafka_auth.ssl());
+}
+
+TEST_CASE("security settings are taken") {
+  auto c = load({{"API_KEYS_FILE", "/etc/uas/keys"},
+                 {"RATE_LIMIT_PER_KEY", "250"},
+                 {"TLS_CERT_FILE", "/etc/uas/cert.pem"},
+                 {"TLS_KEY_FILE", "/etc/uas/key.pem"},
+                 {"KAFKA_BROKERS", "kafka:9093"},
+                 {"KAFKA_SECURITY_PROTOCOL", "sasl_ssl"},
+                 {"KAFKA_SASL_MECHANISM", "SCRAM-SHA-256"},
+                 {"KAFKA_SASL_USERNAME", "svc"},
+                 {"KAFKA_SASL_PASSWORD", "pw"},
+                 {"KAFKA_SSL_CA_LOCATION", "/etc/ssl/certs"}});
+  CHECK(c.api_keys_file == "/etc/uas/keys");
+  CHECK(c.rate_limit_per_key == 250);
+  CHECK(c.tls());
+  CHECK(c.tls_cert_file == "/etc/uas/cert.pem");
+  CHECK(c.tls_key_file == "/etc/uas/key.pem");
+  CHECK(c.kafka_auth.protocol == "sasl_ssl");
+  CHECK(c.kafka_auth.sasl());
+  CHECK(c.kafka_auth.ssl());
+  CHECK(c.kafka_auth.sasl_mechanism == "SCRAM-SHA-256");
+  CHECK(c.kafka_auth.sasl_username == "svc");
+  CHECK(c.kafka_auth.sasl_password == "pw");
+  CHECK(c.kafka_auth.ssl_ca_location == "/etc/ssl/certs");
+}
+
+TEST_CASE("contradictory or incomplete security settings are refused, naming the variable") {
+  const vars sasl = {{"KAFKA_BROKERS", "kafka:9093"},
+                     {"KAFKA_SECURITY_PROTOCOL", "sasl_plaintext"},
+                     {"KAFKA_SASL_MECHANISM", "PLAIN"},
+                     {"KAFKA_SASL_USERNAME", "svc"},
+                     {"KAFKA_SASL_PASSWORD", "hunter2-secret"}};
+  auto without = [&](const std::string& name) {
+    auto v = sasl;
+    v.erase(name);
+    return v;
+  };
+  auto with = [&](vars v, const std::string& name, const std::string& value) {
+    v[name] = value;
+    return v;
+  };
+  const vars plain = {{"KAFKA_BROKERS", "kafka:9092"}};
+  std::vector<std::pair<vars, std::string>> bad = {
+    {without("KAFKA_SASL_MECHANISM"), "KAFKA_SASL_MECHANISM is required"},
+    {without("KAFKA_SASL_USERNAME"), "KAFKA_SASL_USERNAME is required"},
+    {without("KAFKA_SASL_PASSWORD"), "KAFKA_SASL_PASSWORD is required"},
+    {with(sasl, "KAFKA_SASL_MECHANISM", "GSSAPI"), "KAFKA_SASL_MECHANISM=\"GSSAPI\" is invalid"},
+    {with(sasl, "KAFKA_SECURITY_PROTOCOL", "tls"), "KAFKA_SECURITY_PROTOCOL=\"tls\" is invalid"},
+    {with(plain, "KAFKA_SASL_PASSWORD", "hunter2-secret"), "KAFKA_SASL_PASSWORD is set, but"},
+    {with(plain, "KAFKA_SASL_USERNAME", "svc"), "KAFKA_SASL_USERNAME is set, but"},
+    {with(with(plain, "KAFKA_SECURITY_PROTOCOL", "ssl"), "KAFKA_SASL_MECHANISM", "PLAIN"),
+     "KAFKA_SASL_MECHANISM is set, but KAFKA_SECURITY_PROTOCOL=ssl"},
+    {with(sasl, "KAFKA_SSL_CA_LOCATION", "/etc/ssl/certs"),
+     "KAFKA_SSL_CA_LOCATION is set, but KAFKA_SECURITY_PROTOCOL=sasl_plaintext"},
+    {with(with(plain, "KAFKA_SECURITY_PROTOCOL", "ssl"), "KAFKA_SSL_CA_LOCATION", "/nonexistent/ca.pem"),
+     "KAFKA_SSL_CA_LOCATION=\"/nonexistent/ca.pem\" is invalid: cannot read it"},
+    {{{"KAFKA_SECURITY_PROTOCOL", "ssl"}}, "KAFKA_SECURITY_PROTOCOL=\"ssl\" is invalid: the embedded broker"},
+    {{{"RATE_LIMIT_PER_KEY", "10"}}, "RATE_LIMIT_PER_KEY needs API_KEYS_FILE"},
+    {{{"RATE_LIMIT_PER_KEY", "-1"}}, "RATE_LIMIT_PER_KEY=\"-1\" is invalid"},
+    {{{"TLS_CERT_FILE", "/etc/uas/cert.pem"}}, "TLS_KEY_FILE is required with TLS_CERT_FILE"},
+    {{{"TLS_KEY_FILE", "/etc/uas/key.pem"}}, "TLS_CERT_FILE is required with TLS_KEY_FILE"},
+  };
+  for (auto& [values, message] : bad) {
+    INFO(message);
+    try {
+      load(values);
+      FAIL("accepted");
+    } catch (const config_error& e) {
+      CHECK_THAT(e.what(), Catch::StartsWith(message));
+      CHECK_THAT(e.what(), !Catch::Contains("hunter2")); // a secret is never repeated
+    }
+  }
+}

@@ -4,19 +4,20 @@
 #   build    compilers, CMake and the -dev libraries
 #   runtime  the shared libraries the binary links against (for the container's runtime stage)
 #   test     build + the real Kafka clients the integration tests drive (kcat, python3-kafka,
-#            Node.js for kafkajs), curl, jq and docker-compose (to validate the compose file)
+#            Node.js for kafkajs), curl, jq, openssl (test certificates) and docker-compose (to
+#            validate the compose file)
 #   bench    build + wrk, curl and bc for bench/run.sh
 set -euo pipefail
 
 build=(g++ cmake make pkg-config libcaf-dev librdkafka-dev libcpp-httplib-dev nlohmann-json3-dev
-       libspdlog-dev catch2)
+       libspdlog-dev catch2 libssl-dev)
 runtime=(libcaf-core0.17 librdkafka++1 librdkafka1 libcpp-httplib0.11 libspdlog1.10 libfmt9
-         ca-certificates curl)
+         libssl3 ca-certificates curl)
 
 case "${1:-build}" in
   build)   wanted=("${build[@]}") ;;
   runtime) wanted=("${runtime[@]}") ;;
-  test)    wanted=("${build[@]}" kcat python3-kafka curl jq docker-compose) ;;
+  test)    wanted=("${build[@]}" kcat python3-kafka curl jq openssl docker-compose) ;;
   bench)   wanted=("${build[@]}" wrk curl bc) ;;
   *) echo "usage: $0 [build|runtime|test|bench]" >&2; exit 2 ;;
 esac

@@ -59,11 +59,25 @@ class ComposeStack(unittest.TestCase):
         for name in SETTINGS:
             self.assertIn(name, env)
 
+    def ports(self, service):
+        """(host address or "", published port) of each port the service publishes, whether
+        docker-compose renders it as a mapping or as `[ip:]published:target/proto`."""
+        result = set()
+        for p in self.services[service].get("ports", []):
+            if isinstance(p, dict):
+                result.add((p.get("host_ip", ""), str(p.get("published"))))
+            else:
+                parts = p.split("/")[0].split(":")
+                result.add((parts[0] if len(parts) == 3 else "", parts[-2]))
+        return result
+
     def test_ports_a_user_expects(self):
-        def published(service):
-            return {str(p.get("published")) for p in self.services[service].get("ports", [])}
-        self.assertIn("3000", published("app-service"))
-        self.assertIn("9092", published("kafka"))
+        self.assertIn("3000", {port for _, port in self.ports("app-service")})
+        self.assertIn("9092", {port for _, port in self.ports("kafka")})
+
+    def test_the_plaintext_broker_is_published_on_loopback_only(self):
+        # No TLS, no SASL: anyone reaching it could write to the topic (docs/security.md).
+        self.assertEqual({host for host, _ in self.ports("kafka")}, {"127.0.0.1"})
 
     def test_the_app_is_built_from_this_repository(self):
         build = self.services["app-service"]["build"]

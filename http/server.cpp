@@ -413,6 +413,8 @@ struct http_server::impl {
     auto parsed = parse_batch_request(body, cfg.batch_max_events);
     if (!parsed.ok())
       return reply(res, 400, invalid_payload(parsed.errors));
+    if (!within_rate(res, parsed.items.size()))
+      return;
     auto events = std::make_shared<std::vector<event>>();
     events->reserve(parsed.items.size());
     for (auto& item : parsed.items)

@@ -158,6 +158,13 @@ TEST_CASE("every route with no key, an unknown key, a key of another scope, and 
   REQUIRE(posted.status == 201);
   auto id = json::parse(posted.body)["eventId"].get<std::string>();
 
+  auto batch = [&](const std::string& key) {
+    return curl(bearer(key) + "-H 'Content-Type: application/json' -d '"
+                + R"([{"userId":"sec","eventType":"LOGOUT"}])" + "' " + url(service, "/events/batch"));
+  };
+  check_refusals("POST /events/batch", batch, ingest_key);
+  CHECK(batch(ingest_key).status == 201);
+
   auto list = [&](const std::string& key) { return curl(bearer(key) + url(service, "/events/processed")); };
   check_refusals("GET /events/processed", list, read_key);
   auto deadline = std::chrono::steady_clock::now() + 20s;
@@ -253,6 +260,23 @@ TEST_CASE("past RATE_LIMIT_PER_KEY a key is answered 429 with Retry-After; other
   // After the wait it was told, the key may send again.
   std::this_thread::sleep_for(std::chrono::seconds{std::stoi(limited.headers["retry-after"])});
   CHECK(post_event(service, ingest_key).status == 201);
+}
+
+TEST_CASE("a batch counts each of its events against the key's rate") {
+  scratch_dir dir;
+  service_process service{with_keys(dir, {{"RATE_LIMIT_PER_KEY", "1"}})};
+  std::string batch = "[";
+  for (int i = 0; i < 3; ++i)
+    batch += std::string{i ? "," : ""} + R"({"userId":"b","eventType":"LOGIN"})";
+  batch += "]";
+  // Three events with a bucket of one: taken (a batch is never refused for good), and then
+  // paid for: the next event waits until three seconds' worth have come.
+  auto taken = curl(bearer(ingest_key) + "-H 'Content-Type: application/json' -d '" + batch + "' "
+                    + url(service, "/events/batch"));
+  REQUIRE(taken.status == 201);
+  auto next = post_event(service, ingest_key);
+  REQUIRE(next.status == 429);
+  CHECK(std::stoi(next.headers["retry-after"]) >= 2); // one event's worth would be 1
 }
 
 TEST_CASE("HTTPS: curl verifies the certificate and is served; plain HTTP and TLS 1.1 are refused") {

@@ -51,6 +51,7 @@ const std::vector<variable> variables = {
   {"KAFKA_SASL_USERNAME", "", "SASL user name (sasl_* protocols)"},
   {"KAFKA_SASL_PASSWORD", "", "SASL password (sasl_* protocols); never logged"},
   {"KAFKA_SSL_CA_LOCATION", "", "CA certificate file or directory (ssl protocols); unset: the system's"},
+  {"CORS_ALLOWED_ORIGINS", "", "origins allowed to POST from a browser: scheme://host[:port],... or *"},
 };
 
 [[noreturn]] void fail(const std::string& name, const std::string& value, const std::string& why) {
@@ -163,6 +164,28 @@ kafka_security parse_kafka_security(const std::function<std::string(const char*)
   return k;
 }
 
+// A comma-separated list of browser origins as browsers send them (scheme://host[:port], no
+// path, no trailing slash), or "*" for any.
+std::vector<std::string> parse_origins(const std::string& name, const std::string& value) {
+  std::vector<std::string> origins;
+  std::stringstream list{value};
+  std::string origin;
+  while (std::getline(list, origin, ',')) {
+    origin.erase(0, origin.find_first_not_of(" \t"));
+    origin.erase(origin.find_last_not_of(" \t") + 1);
+    auto scheme_end = origin.find("://");
+    bool well_formed =
+      origin == "*"
+      || ((origin.rfind("http://", 0) == 0 || origin.rfind("https://", 0) == 0)
+          && origin.size() > scheme_end + 3
+          && origin.find_first_of("/?#@ ", scheme_end + 3) == std::string::npos);
+    if (!well_formed)
+      fail(name, value, "expected origins such as https://app.example.com,http://localhost:8080, or *");
+    origins.push_back(origin);
+  }
+  return origins;
+}
+
 std::string trim(const std::string& s) {
   auto first = s.find_first_not_of(" \t\r");
   if (first == std::string::npos)
@@ -212,6 +235,7 @@ config load_config(const env_lookup& lookup) {
   c.http_threads = static_cast<int>(integer("HTTP_THREADS", 1, 1024));
   c.batch_max_events = static_cast<size_t>(integer("BATCH_MAX_EVENTS", 1, 100000));
   c.max_in_flight = static_cast<size_t>(integer("MAX_IN_FLIGHT", 1, 100'000'000));
+  c.cors_allowed_origins = parse_origins("CORS_ALLOWED_ORIGINS", get("CORS_ALLOWED_ORIGINS"));
   if (c.max_in_flight < c.batch_max_events)
     fail("MAX_IN_FLIGHT", std::to_string(c.max_in_flight),
          "expected at least BATCH_MAX_EVENTS (" + std::to_string(c.batch_max_events)

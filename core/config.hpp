@@ -10,6 +10,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace uas {
 
@@ -51,6 +52,8 @@ struct config {
   std::string tls_cert_file;  // both empty: plain HTTP
   std::string tls_key_file;
   kafka_security kafka_auth;
+  // Origins (scheme://host[:port]) whose browser pages may POST events; "*" for any.
+  std::vector<std::string> cors_allowed_origins;
 
   bool embedded_broker() const { return kafka_brokers == "embedded"; }
   bool tls() const { return !tls_cert_file.empty(); }

@@ -129,6 +129,72 @@ bool all_digits(std::string_view s) {
   return !s.empty();
 }
 
+// Times to the millisecond: the system clock's own nanoseconds would overflow in the year 2262,
+// and a client may send any year.
+using utc_millis = std::chrono::time_point<std::chrono::system_clock, std::chrono::milliseconds>;
+
+utc_millis now_millis() {
+  return std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
+}
+
+// A time as 2026-11-24T01:52:00.047Z.
+std::string format_utc(utc_millis t) {
+  auto ms = t.time_since_epoch().count();
+  auto millis = ms % 1000;
+  if (millis < 0) // before 1970: the second before, and the milliseconds after it
+    millis += 1000;
+  std::time_t seconds = static_cast<std::time_t>((ms - millis) / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char text[64];
+  std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(millis));
+  return text;
+}
+
+// The time a text that is_utc_timestamp accepts stands for, to the millisecond.
+utc_millis parse_utc(std::string_view s) {
+  auto number = [&](size_t pos, size_t n) { return std::stoi(std::string{s.substr(pos, n)}); };
+  std::tm tm{};
+  tm.tm_year = number(0, 4) - 1900;
+  tm.tm_mon = number(5, 2) - 1;
+  tm.tm_mday = number(8, 2);
+  tm.tm_hour = number(11, 2);
+  tm.tm_min = number(14, 2);
+  tm.tm_sec = number(17, 2);
+  int ms = 0;
+  if (s[19] == '.') // up to three digits of the fraction count
+    for (size_t i = 20, scale = 100; i < s.size() - 1 && scale > 0; ++i, scale /= 10)
+      ms += (s[i] - '0') * static_cast<int>(scale);
+  return utc_millis{std::chrono::seconds{timegm(&tm)} + std::chrono::milliseconds{ms}};
+}
+
+// An optional timestamp a client gave: when the event happened, not after a minute from now.
+// The event keeps it in the service's own format, and the time it was received beside it.
+void take_client_timestamp(std::vector<json::member>& members, event& e,
+                           std::vector<validation_error>& errors) {
+  auto now = now_millis();
+  auto* m = find(members, "timestamp");
+  if (!m) {
+    e.timestamp = format_utc(now);
+    return;
+  }
+  if (m->type != json::kind::string || !is_utc_timestamp(m->value)) {
+    errors.push_back({"timestamp", "timestamp must be an ISO 8601 UTC time such as "
+                                   "2026-11-24T01:52:00.047Z"});
+    return;
+  }
+  auto happened = parse_utc(m->value);
+  if (happened > now + max_client_clock_lead) {
+    errors.push_back({"timestamp", "timestamp must not be more than a minute in the future, not "
+                                     + m->value});
+    return;
+  }
+  e.timestamp = format_utc(happened);
+  e.received_at = format_utc(now);
+}
+
 // An optional eventId a client chose: kept as it is, so its retries carry the same one.
 void take_event_id(std::vector<json::member>& members, std::string& out,
                    std::vector<validation_error>& errors) {
@@ -149,17 +215,16 @@ parse_result parse_request(std::string_view text, const std::string& whole) {
   if (!result.ok())
     return result;
   for (auto& m : members)
-    if (m.key != "userId" && m.key != "eventType" && m.key != "payload" && m.key != "eventId")
+    if (m.key != "userId" && m.key != "eventType" && m.key != "payload" && m.key != "eventId"
+        && m.key != "timestamp")
       result.errors.push_back({m.key, m.key + " is not allowed"});
   take_event_id(members, result.value.event_id, result.errors);
   take_string(members, "userId", result.value.user_id, result.errors);
   take_event_type(members, result.value.event_type, result.errors);
   take_payload(members, result.value.payload, result.errors);
-  if (result.ok()) {
-    if (result.value.event_id.empty())
-      result.value.event_id = make_uuid();
-    result.value.timestamp = utc_timestamp_now();
-  }
+  take_client_timestamp(members, result.value, result.errors);
+  if (result.ok() && result.value.event_id.empty())
+    result.value.event_id = make_uuid();
   return result;
 }
 
@@ -232,12 +297,20 @@ parse_result parse_event_message(std::string_view text) {
                                           "2026-11-24T01:52:00.047Z"});
   }
   take_payload(members, result.value.payload, result.errors);
+  if (auto* m = find(members, "receivedAt")) {
+    if (m->type != json::kind::string || !is_utc_timestamp(m->value))
+      result.errors.push_back({"receivedAt", "receivedAt must be an ISO 8601 UTC time such as "
+                                             "2026-11-24T01:52:00.047Z"});
+    else
+      result.value.received_at = std::move(m->value);
+  }
   return result;
 }
 
 std::string to_json(const event& e) {
   std::string out;
-  out.reserve(96 + e.event_id.size() + e.user_id.size() + e.timestamp.size() + e.payload.size());
+  out.reserve(112 + e.event_id.size() + e.user_id.size() + e.timestamp.size() + e.payload.size()
+              + e.received_at.size());
   out += "{\"eventId\":";
   append_escaped(out, e.event_id);
   out += ",\"userId\":";
@@ -246,6 +319,10 @@ std::string to_json(const event& e) {
   append_escaped(out, e.event_type);
   out += ",\"timestamp\":";
   append_escaped(out, e.timestamp);
+  if (!e.received_at.empty()) {
+    out += ",\"receivedAt\":";
+    append_escaped(out, e.received_at);
+  }
   out += ",\"payload\":";
   out += e.payload.empty() ? std::string_view{"{}"} : std::string_view{e.payload};
   out += '}';
@@ -283,17 +360,7 @@ std::string make_uuid() {
 }
 
 std::string utc_timestamp_now() {
-  using namespace std::chrono;
-  auto now = system_clock::now();
-  auto ms = duration_cast<milliseconds>(now.time_since_epoch()).count();
-  std::time_t seconds = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char text[64];
-  std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms % 1000));
-  return text;
+  return format_utc(now_millis());
 }
 
 bool is_uuid(std::string_view s) {

@@ -2,6 +2,7 @@
 // Parsing and validation live here so the HTTP route and the consumer apply the same rules.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -14,18 +15,20 @@ struct event {
   std::string event_id;
   std::string user_id;
   std::string event_type;
-  std::string timestamp; // UTC, milliseconds, 'Z'
+  std::string timestamp; // UTC, milliseconds, 'Z': when it happened, by the client if it said
   std::string payload;   // a JSON object, serialized
+  std::string received_at{}; // when the service took it, if the client gave `timestamp`; else empty
 
   friend bool operator==(const event& a, const event& b) {
     return a.event_id == b.event_id && a.user_id == b.user_id && a.event_type == b.event_type
-           && a.timestamp == b.timestamp && a.payload == b.payload;
+           && a.timestamp == b.timestamp && a.payload == b.payload
+           && a.received_at == b.received_at;
   }
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, event& x) {
-  return f(x.event_id, x.user_id, x.event_type, x.timestamp, x.payload);
+  return f(x.event_id, x.user_id, x.event_type, x.timestamp, x.payload, x.received_at);
 }
 
 // One problem with a request or message: which field, and what is wrong with it.
@@ -46,9 +49,11 @@ constexpr size_t max_event_request_bytes = 1024 * 1024;
 
 bool is_event_type(std::string_view type);
 
-// A POST /events/generate body: {userId, eventType, payload?, eventId?}, no other fields. On
-// success the event keeps the client's eventId, a lower-case UUID (so that a client's retry of
-// it is stored once), or gets a fresh one; and it is stamped with the current time.
+// A POST /events/generate body: {userId, eventType, payload?, eventId?, timestamp?}, no other
+// fields. On success the event keeps the client's eventId, a lower-case UUID (so that a client's
+// retry of it is stored once), or gets a fresh one. Its timestamp is the client's, a UTC time no
+// more than a minute ahead (when the event happened: sent late, or in a batch), with the current
+// time as receivedAt beside it; or else the current time.
 parse_result parse_event_request(std::string_view body);
 
 // What parsing a POST /events/batch body gives: each event's own result, in order, or what is
@@ -63,7 +68,8 @@ struct batch_parse_result {
 // parse_event_request reads a body (and no bigger than one), and each judged on its own.
 batch_parse_result parse_batch_request(std::string_view body, size_t max_events);
 
-// An event as it appears on the topic: all five fields, as the service writes them.
+// An event as it appears on the topic: the five fields as the service writes them, and
+// receivedAt when the client gave the timestamp.
 parse_result parse_event_message(std::string_view text);
 
 // The event's JSON text: what goes on the topic and what GET /events/processed returns.
@@ -74,6 +80,9 @@ std::string make_uuid();
 
 // The current time as 2026-11-24T01:52:00.047Z.
 std::string utc_timestamp_now();
+
+// How far ahead of the service's clock a client's timestamp may be (clocks differ).
+constexpr std::chrono::seconds max_client_clock_lead{60};
 
 bool is_uuid(std::string_view text);
 bool is_utc_timestamp(std::string_view text);

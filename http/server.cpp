@@ -33,8 +33,8 @@ constexpr size_t max_batch_bytes = 5 * 1024 * 1024;
 
 // Each route's path and the methods it answers; any other method there is a 405.
 const std::map<std::string, std::string> allowed_methods = {
-  {"/events/generate", "POST"},
-  {"/events/batch", "POST"},
+  {"/events/generate", "POST, OPTIONS"},
+  {"/events/batch", "POST, OPTIONS"},
   {"/events/processed", "GET, HEAD"},
   {"/health", "GET, HEAD"},
   {"/health/ready", "GET, HEAD"},
@@ -99,15 +99,19 @@ json invalid_payload(const std::vector<validation_error>& errors) {
   return {{"message", "Invalid request payload"}, {"errors", error_list(errors)}};
 }
 
-// True for an absent (or empty) Content-Type or application/json, with or without parameters.
+// True for an absent (or empty) Content-Type, application/json, or text/plain (what a browser's
+// navigator.sendBeacon sends a string as; the body must still be JSON), with or without
+// parameters.
 bool is_json_content_type(const httplib::Request& req) {
   auto type = req.get_header_value("Content-Type");
   type = type.substr(0, type.find(';'));
   type.erase(std::remove_if(type.begin(), type.end(), [](unsigned char c) { return std::isspace(c); }),
              type.end());
   std::transform(type.begin(), type.end(), type.begin(), [](unsigned char c) { return std::tolower(c); });
-  return type.empty() || type == "application/json";
+  return type.empty() || type == "application/json" || type == "text/plain";
 }
+
+constexpr const char* unsupported_media_type = "Content-Type must be application/json or text/plain";
 
 // Puts right what cpp-httplib 0.11 gets wrong about request bodies, before it reads one: true if
 // the request is answered here, unread.
@@ -387,7 +391,7 @@ struct http_server::impl {
     if (!within_rate(res, 1))
       return;
     if (!is_json_content_type(req))
-      return reply_message(res, 415, "Content-Type must be application/json");
+      return reply_message(res, 415, unsupported_media_type);
     auto parsed = parse_event_request(body);
     if (!parsed.ok())
       return reply(res, 400, invalid_payload(parsed.errors));
@@ -409,7 +413,7 @@ struct http_server::impl {
   // producer; each result in the request's order, 201 if all are acknowledged, else 207.
   void publish_batch(const httplib::Request& req, const std::string& body, httplib::Response& res) {
     if (!is_json_content_type(req))
-      return reply_message(res, 415, "Content-Type must be application/json");
+      return reply_message(res, 415, unsupported_media_type);
     auto parsed = parse_batch_request(body, cfg.batch_max_events);
     if (!parsed.ok())
       return reply(res, 400, invalid_payload(parsed.errors));
@@ -470,19 +474,58 @@ struct http_server::impl {
       });
   }
 
+  // Whether a browser page from the request's Origin may send events (CORS_ALLOWED_ORIGINS).
+  bool origin_allowed(const httplib::Request& req) const {
+    auto origin = req.get_header_value("Origin");
+    if (origin.empty())
+      return false;
+    auto& allowed = cfg.cors_allowed_origins;
+    return std::find(allowed.begin(), allowed.end(), origin) != allowed.end()
+           || std::find(allowed.begin(), allowed.end(), "*") != allowed.end();
+  }
+
+  // Lets the page that sent an ingest request read the answer, whatever it is, if its origin
+  // is allowed.
+  void allow_origin(const httplib::Request& req, httplib::Response& res) const {
+    if (!origin_allowed(req))
+      return;
+    res.set_header("Access-Control-Allow-Origin", req.get_header_value("Origin"));
+    res.set_header("Access-Control-Expose-Headers", "Retry-After");
+    res.set_header("Vary", "Origin");
+  }
+
+  // A browser's preflight before a POST from a page of another origin: allowed if the origin is
+  // listed, for the request headers a client sends events with.
+  void preflight(const httplib::Request& req, httplib::Response& res) const {
+    res.status = 204;
+    res.set_header("Allow", "POST, OPTIONS");
+    if (!origin_allowed(req))
+      return;
+    allow_origin(req, res);
+    res.set_header("Access-Control-Allow-Methods", "POST");
+    res.set_header("Access-Control-Allow-Headers", "Content-Type, Content-Encoding, Authorization");
+    res.set_header("Access-Control-Max-Age", "600");
+  }
+
   void routes() {
     server.Post("/events/generate", [this](const httplib::Request& req, httplib::Response& res,
                                            const httplib::ContentReader& read) {
+      allow_origin(req, res);
       std::string body;
       if (read_body(read, res, body, max_event_bytes))
         guarded(res, [&] { publish(req, body, res); });
     });
     server.Post("/events/batch", [this](const httplib::Request& req, httplib::Response& res,
                                         const httplib::ContentReader& read) {
+      allow_origin(req, res);
       std::string body;
       if (read_body(read, res, body, max_batch_bytes))
         guarded(res, [&] { publish_batch(req, body, res); });
     });
+    for (auto path : {"/events/generate", "/events/batch"})
+      server.Options(path, [this](const httplib::Request& req, httplib::Response& res) {
+        preflight(req, res);
+      });
     server.Get("/events/processed", [this](const httplib::Request&, httplib::Response& res) {
       guarded(res, [&] { processed(res); });
     });

@@ -84,7 +84,9 @@ TEST_CASE("each validation rule on its own") {
   CHECK(only_problem(R"({"userId":"u","eventType":"LOGIN","payload":[1]})") == "payload");
   CHECK(only_problem(R"({"userId":"u","eventType":"LOGIN","payload":"x"})") == "payload");
   CHECK(only_problem(R"({"userId":"u","eventType":"LOGIN","eventId":"mine"})") == "eventId");
-  CHECK(only_problem(R"({"userId":"u","eventType":"LOGIN","timestamp":"2020-01-01T00:00:00Z"})") == "timestamp");
+  CHECK(only_problem(R"({"userId":"u","eventType":"LOGIN","timestamp":"2999-01-01T00:00:00Z"})") == "timestamp");
+  CHECK(only_problem(R"({"userId":"u","eventType":"LOGIN","timestamp":"2020-01-01 00:00:00"})") == "timestamp");
+  CHECK(only_problem(R"({"userId":"u","eventType":"LOGIN","timestamp":1700000000})") == "timestamp");
 }
 
 TEST_CASE("every problem of a request is listed at once") {
@@ -255,4 +257,44 @@ TEST_CASE("a batch body that is not a non-empty array within the limit is one pr
   CHECK(problem(R"([{"userId":"a"},)") == "body is not valid JSON (at byte 16)");
   CHECK_THAT(problem(std::string(10000, '[')), Catch::Contains("nests deeper"));
   CHECK(parse_batch_request(R"( [ {"userId":"a","eventType":"LOGIN"} ] )", 1).ok());
+}
+
+TEST_CASE("a client's timestamp says when the event happened; receivedAt when it came") {
+  auto r = parse_event_request(
+    R"({"userId":"u","eventType":"LOGIN","timestamp":"2026-11-24T01:52:00.04789Z"})");
+  REQUIRE(r.ok());
+  CHECK(r.value.timestamp == "2026-11-24T01:52:00.047Z"); // the service's own format
+  REQUIRE(is_utc_timestamp(r.value.received_at));
+  std::tm tm{};
+  REQUIRE(strptime(r.value.received_at.c_str(), "%Y-%m-%dT%H:%M:%S", &tm) != nullptr);
+  CHECK(std::abs(std::time(nullptr) - timegm(&tm)) <= 2);
+  auto on_topic = json::parse(to_json(r.value));
+  CHECK(on_topic["timestamp"] == "2026-11-24T01:52:00.047Z");
+  CHECK(on_topic["receivedAt"] == r.value.received_at);
+  auto back = parse_event_message(to_json(r.value));
+  REQUIRE(back.ok());
+  CHECK(back.value == r.value);
+  CHECK(parse_event_request(R"({"userId":"u","eventType":"LOGIN","timestamp":"1969-12-31T23:59:59.5Z"})")
+          .value.timestamp == "1969-12-31T23:59:59.500Z");
+
+  // A little ahead (clocks differ) is taken; more than a minute is not.
+  auto at = [](std::chrono::seconds ahead) {
+    auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() + ahead);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char text[32];
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return std::string{text};
+  };
+  CHECK(parse_event_request(R"({"userId":"u","eventType":"LOGIN","timestamp":")" + at(std::chrono::seconds{30}) + "\"}").ok());
+  auto late = parse_event_request(R"({"userId":"u","eventType":"LOGIN","timestamp":")" + at(std::chrono::seconds{90}) + "\"}");
+  REQUIRE(fields_of(late) == std::set<std::string>{"timestamp"});
+  CHECK_THAT(late.errors[0].message, Catch::Contains("more than a minute in the future"));
+
+  // Without one, the service's time alone, and no receivedAt.
+  auto plain = parse_event_request(R"({"userId":"u","eventType":"LOGIN"})");
+  CHECK(plain.value.received_at.empty());
+  CHECK_FALSE(json::parse(to_json(plain.value)).contains("receivedAt"));
+  CHECK(fields_of(parse_event_message(patched({{"receivedAt", "soon"}}).dump()))
+        == std::set<std::string>{"receivedAt"});
 }

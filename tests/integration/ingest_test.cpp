@@ -288,3 +288,67 @@ TEST_CASE("while every broker is known down, POSTs get 503 at once, and 201 once
   CHECK(on_topic[json::parse(first->body)["eventId"].get<std::string>()] == 1);
   CHECK(on_topic[json::parse(after->body)["eventId"].get<std::string>()] == 1);
 }
+
+TEST_CASE("browsers: a listed origin's preflight and POSTs are allowed, text/plain JSON is taken") {
+  service_process service{{{"CORS_ALLOWED_ORIGINS", "https://shop.example.com, http://localhost:8080"}}};
+  auto c = service.client();
+  for (auto path : {"/events/generate", "/events/batch"}) {
+    auto pre = c.Options(path, {{"Origin", "https://shop.example.com"},
+                                {"Access-Control-Request-Method", "POST"},
+                                {"Access-Control-Request-Headers", "content-type"}});
+    REQUIRE(pre);
+    CHECK(pre->status == 204);
+    CHECK(pre->get_header_value("Access-Control-Allow-Origin") == "https://shop.example.com");
+    CHECK_THAT(pre->get_header_value("Access-Control-Allow-Methods"), Catch::Contains("POST"));
+    CHECK_THAT(pre->get_header_value("Access-Control-Allow-Headers"), Catch::Contains("Content-Type"));
+    // An origin not listed gets no permission.
+    auto other = c.Options(path, {{"Origin", "https://evil.example.net"},
+                                  {"Access-Control-Request-Method", "POST"}});
+    REQUIRE(other);
+    CHECK_FALSE(other->has_header("Access-Control-Allow-Origin"));
+  }
+  // What navigator.sendBeacon sends: a string body as text/plain, from the page's origin.
+  auto beacon = c.Post("/events/generate", {{"Origin", "http://localhost:8080"}},
+                       R"({"userId":"beacon","eventType":"LOGOUT"})", "text/plain;charset=UTF-8");
+  REQUIRE(beacon);
+  CHECK(beacon->status == 201);
+  CHECK(beacon->get_header_value("Access-Control-Allow-Origin") == "http://localhost:8080");
+  auto batch = c.Post("/events/batch", {{"Origin", "http://localhost:8080"}},
+                      json::array({valid(1)}).dump(), "text/plain");
+  REQUIRE(batch);
+  CHECK(batch->status == 201);
+  // The page can read a refusal too; text/plain that is not JSON is a 400 like any such body.
+  auto bad = c.Post("/events/generate", {{"Origin", "https://shop.example.com"}}, "hello", "text/plain");
+  REQUIRE(bad);
+  CHECK(bad->status == 400);
+  CHECK(bad->get_header_value("Access-Control-Allow-Origin") == "https://shop.example.com");
+  auto unlisted = c.Post("/events/generate", {{"Origin", "https://evil.example.net"}},
+                         R"({"userId":"x","eventType":"LOGIN"})", "application/json");
+  REQUIRE(unlisted);
+  CHECK_FALSE(unlisted->has_header("Access-Control-Allow-Origin"));
+  CHECK(c.Post("/events/generate", R"({"userId":"x","eventType":"LOGIN"})", "application/xml")->status
+        == 415);
+  auto on_topic = ids_on_topic(service.broker());
+  CHECK(on_topic[json::parse(beacon->body)["eventId"].get<std::string>()] == 1);
+}
+
+TEST_CASE("a client's timestamp is kept with the service's receivedAt beside it, on the topic and in GET") {
+  service_process service;
+  auto r = post_batch(service, json::array({{{"userId", "late"}, {"eventType", "LOGIN"},
+                                             {"timestamp", "2026-01-02T03:04:05.678Z"}},
+                                            {{"userId", "future"}, {"eventType", "LOGIN"},
+                                             {"timestamp", "2999-01-01T00:00:00Z"}}})
+                                 .dump());
+  REQUIRE(r);
+  REQUIRE(r->status == 207);
+  auto results = json::parse(r->body)["results"];
+  CHECK(results[1]["errors"][0]["field"] == "timestamp");
+  auto id = results[0]["eventId"].get<std::string>();
+  auto events = service.wait_processed([](const json& all) { return !all.empty(); });
+  REQUIRE(events.size() == 1);
+  CHECK(events[0]["eventId"] == id);
+  CHECK(events[0]["timestamp"] == "2026-01-02T03:04:05.678Z");
+  REQUIRE(events[0]["receivedAt"].is_string());
+  CHECK(uas::is_utc_timestamp(events[0]["receivedAt"].get<std::string>()));
+  CHECK(events[0]["receivedAt"] > events[0]["timestamp"]);
+}

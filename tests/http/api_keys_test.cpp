@@ -29,7 +29,7 @@ TEST_CASE("SHA-256 is the standard one, in lower-case hex") {
   CHECK(to_hex(sha256("")) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
 
-TEST_CASE("a key file's lines name a key, its scopes and its hash; comments and blank lines are skipped") {
+TEST_CASE("a key file's lines name a key, its scopes and its hash, comments and blank lines are skipped") {
   auto ring = key_ring::parse("# who may call the service\n"
                               "\n"
                               "  collector   ingest        " + to_hex(sha256(ingest_key)) + "\n"
@@ -101,7 +101,7 @@ TEST_CASE("a key file that cannot be read is refused, naming the variable") {
   }
 }
 
-TEST_CASE("each route asks for its scope; health checks and CORS preflights for none") {
+TEST_CASE("each route asks for its scope, health checks and CORS preflights for none") {
   CHECK(required_access("GET", "/health") == access::open);
   CHECK(required_access("GET", "/health/ready") == access::open);
   CHECK(required_access("OPTIONS", "/events/generate") == access::open);

@@ -230,7 +230,7 @@ TEST_CASE("SIGHUP re-reads the key file: a revoked key is refused, a new one tak
   CHECK(service.running());
 }
 
-TEST_CASE("past RATE_LIMIT_PER_KEY a key is answered 429 with Retry-After; other keys go on") {
+TEST_CASE("past RATE_LIMIT_PER_KEY a key is answered 429 with Retry-After, and other keys go on") {
   scratch_dir dir;
   auto env = with_keys(dir, {{"RATE_LIMIT_PER_KEY", "2"}});
   env["API_KEYS_FILE"] = dir.write("keys", key_file_text() + key_line("collector-2", "ingest", unknown_key));
@@ -279,7 +279,7 @@ TEST_CASE("a batch counts each of its events against the key's rate") {
   CHECK(std::stoi(next.headers["retry-after"]) >= 2); // one event's worth would be 1
 }
 
-TEST_CASE("HTTPS: curl verifies the certificate and is served; plain HTTP and TLS 1.1 are refused") {
+TEST_CASE("HTTPS: curl verifies the certificate and is served, plain HTTP and TLS 1.1 are refused") {
   scratch_dir dir;
   make_certificate(dir, "server");
   auto env = with_keys(dir);

@@ -291,6 +291,8 @@ struct http_server::impl {
     }
     if (has_body(req))
       res.set_header("Connection", "close"); // the body is left unread
+    if (needed == access::ingest)
+      allow_origin(req, res); // so that a page sending events can read why they were refused
     return true;
   }
 

@@ -132,7 +132,8 @@ TEST_CASE("hash-key prints the SHA-256 of the key on stdin and refuses one too w
 
 TEST_CASE("every route with no key, an unknown key, a key of another scope, and its own key") {
   scratch_dir dir;
-  service_process service{with_keys(dir, {{"LOG_LEVEL", "debug"}})};
+  service_process service{
+    with_keys(dir, {{"LOG_LEVEL", "debug"}, {"CORS_ALLOWED_ORIGINS", "https://shop.example"}})};
   auto check_refusals = [&](const std::string& what, auto request, const std::string& own_key) {
     INFO(what);
     auto none = request("");
@@ -154,6 +155,13 @@ TEST_CASE("every route with no key, an unknown key, a key of another scope, and 
 
   auto post = [&](const std::string& key) { return post_event(service, key); };
   check_refusals("POST /events/generate", post, ingest_key);
+  // A page of an allowed origin can read why its events were refused.
+  auto refused = curl("-H 'Origin: https://shop.example' -H 'Content-Type: application/json' -d '{}' "
+                      + url(service, "/events/generate"));
+  CHECK(refused.status == 401);
+  CHECK(refused.headers["access-control-allow-origin"] == "https://shop.example");
+  CHECK(curl("-X OPTIONS -H 'Origin: https://shop.example' " + url(service, "/events/generate")).status
+        == 204); // a preflight carries no key
   auto posted = post(ingest_key);
   REQUIRE(posted.status == 201);
   auto id = json::parse(posted.body)["eventId"].get<std::string>();

@@ -252,7 +252,8 @@ TEST_CASE("beyond MAX_IN_FLIGHT events waiting on a stalled broker, new requests
   REQUIRE(r);
   REQUIRE(r->status == 201);
   auto on_topic = ids_on_topic(kafka.broker.address());
-  for (auto& result : json::parse(r->body)["results"])
+  auto answer = json::parse(r->body); // alive through the loop: a temporary's member would not be
+  for (auto& result : answer["results"])
     CHECK(on_topic[result["eventId"].get<std::string>()] == 1);
   CHECK(metric(service, "producer_in_flight") == 0);
   CHECK(service.post_event(R"({"userId":"later","eventType":"LOGIN"})")->status == 201);

@@ -1,8 +1,20 @@
--- wrk: POST /events/generate with a valid body; counts answers other than 201.
+-- wrk: POST /events/generate with valid bodies from BENCH_USERS distinct userIds (default 1,000;
+-- 1 for the single-key row), taken in turn; counts answers other than 201.
 wrk.method = "POST"
 wrk.path = "/events/generate"
 wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"userId":"bench-user","eventType":"PRODUCT_VIEW","payload":{"productId":"p-42"}}'
+
+local users = tonumber(os.getenv("BENCH_USERS") or "1000")
+local bodies = {}
+for i = 1, users do
+  bodies[i] = string.format('{"userId":"bench-user-%d","eventType":"PRODUCT_VIEW","payload":{"productId":"p-42"}}', i)
+end
+local next_body = 0
+
+function request()
+  next_body = next_body % users + 1
+  return wrk.format(nil, nil, nil, bodies[next_body])
+end
 
 not_created = 0
 function response(status, headers, body)

@@ -61,6 +61,93 @@ start_broker() {
 }
 stop_broker() { exec 3>&-; wait "$broker_pid" 2>/dev/null || true; }
 
+# Issue 24's figures, traffic like users': 1,000 userIds over a topic of 8 partitions, 32
+# connections; the single-key POST as a second row; batches of 100; the time from the broker's
+# death to the first 503; memory with MAX_IN_FLIGHT events waiting on a stalled broker. Two
+# rounds, each with a fresh broker and service. `bench/run.sh ingest` runs only these.
+echo "== ingest: POST (1,000 userIds, then 1), batches of 100; 8 partitions, 32 connections, 10 s each"
+for round in 1 2; do
+  start_broker user-activity-events:8
+  start_service LOG_LEVEL=warn
+  curl -s -X POST "localhost:$port/events/generate" -d '{"userId":"warm","eventType":"LOGIN"}' >/dev/null
+  BENCH_USERS=1000 wrk_post "$port" >"$work/many-$round.txt"
+  BENCH_USERS=1 wrk_post "$port" >"$work/single-$round.txt"
+  wrk -t2 -c32 -d10s --latency -s bench/batch.lua "http://127.0.0.1:$port/events/batch" \
+    | grep -E '^(batches_|events_per_s|p99_ms)' >"$work/batch-$round.txt"
+  echo "round $round: POST $(field rps "$work/many-$round.txt")/s p99 $(field p99_ms "$work/many-$round.txt") ms" \
+    "(not 201: $(field not_201 "$work/many-$round.txt")); one key $(field rps "$work/single-$round.txt")/s" \
+    "p99 $(field p99_ms "$work/single-$round.txt") ms; batch $(field events_per_s "$work/batch-$round.txt") events/s" \
+    "(503: $(field batches_503 "$work/batch-$round.txt"), other: $(field batches_other "$work/batch-$round.txt"))"
+  stop_service
+  stop_broker
+done
+
+echo "== ingest: the broker killed, time to the first 503 for a new POST (2 runs)"
+for round in 1 2; do
+  start_broker user-activity-events:8
+  start_service LOG_LEVEL=warn
+  curl -s -X POST "localhost:$port/events/generate" -d '{"userId":"warm","eventType":"LOGIN"}' >/dev/null
+  first_503=$(/usr/bin/python3 - "$port" "$broker_pid" <<'PY'
+import os, signal, sys, threading, time, urllib.request, urllib.error
+port, broker = int(sys.argv[1]), int(sys.argv[2])
+body = b'{"userId":"outage","eventType":"LOGIN"}'
+found = threading.Event()
+def post(killed):
+    request = urllib.request.Request(f'http://127.0.0.1:{port}/events/generate', body,
+                                     {'Content-Type': 'application/json'})
+    try:
+        urllib.request.urlopen(request, timeout=30).read()
+    except urllib.error.HTTPError as e:
+        if e.code == 503 and not found.is_set():
+            found.set()
+            print(f"{(time.monotonic() - killed) * 1000:.0f}")
+    except OSError:
+        pass
+os.kill(broker, signal.SIGKILL)
+killed = time.monotonic()
+# A new POST every 10 ms, each on its own connection (those sent before the service knows wait).
+while not found.is_set() and time.monotonic() - killed < 30:
+    threading.Thread(target=post, args=(killed,), daemon=True).start()
+    time.sleep(0.01)
+found.wait(1)
+if not found.is_set():
+    print("none")
+sys.stdout.flush()
+os._exit(0)
+PY
+)
+  echo "round $round: first 503 after $first_503 ms"
+  echo "$first_503" >"$work/first503-$round.txt"
+  stop_service
+  stop_broker
+done
+
+echo "== ingest: MAX_IN_FLIGHT (50,000) events waiting on a stalled broker, 640 clients sending batches of 100 for 10 s (again at once on 503)"
+for round in 1 2; do
+  start_broker user-activity-events:8
+  # Threads enough for every client: a request waiting for the broker keeps its thread.
+  start_service LOG_LEVEL=warn HTTP_THREADS=1024
+  curl -s -X POST "localhost:$port/events/generate" -d '{"userId":"warm","eventType":"LOGIN"}' >/dev/null
+  kill -STOP "$broker_pid"
+  wrk -t2 -c640 -d10s -s bench/batch.lua "http://127.0.0.1:$port/events/batch" >/dev/null
+  in_flight=$(curl -s "localhost:$port/metrics" | awk '$1 == "producer_in_flight" { print $2 }')
+  hwm=$(awk '/VmHWM/ { print $2 }' "/proc/$pid/status")
+  echo "round $round: producer_in_flight $in_flight, peak RSS $((hwm / 1024)) MB"
+  echo "$hwm" >"$work/stalled-rss-$round.txt"
+  kill -CONT "$broker_pid"
+  stop_service
+  stop_broker
+done
+echo
+echo "| figure (2 rounds) | measured | must | goal |"
+echo "|---|---|---|---|"
+echo "| POST, 1,000 userIds, 8 partitions, 32 connections | $(field rps "$work/many-1.txt"), $(field rps "$work/many-2.txt") /s; p99 $(field p99_ms "$work/many-1.txt"), $(field p99_ms "$work/many-2.txt") ms | >= 15,000/s, p99 <= 10 ms | >= 22,000/s, p99 <= 5 ms |"
+echo "| POST, one userId (second row) | $(field rps "$work/single-1.txt"), $(field rps "$work/single-2.txt") /s; p99 $(field p99_ms "$work/single-1.txt"), $(field p99_ms "$work/single-2.txt") ms | - | - |"
+echo "| /events/batch, 100 events each, events acknowledged per second | $(field events_per_s "$work/batch-1.txt"), $(field events_per_s "$work/batch-2.txt") | >= 150,000/s | >= 400,000/s |"
+echo "| the broker killed: time to the first 503 | $(cat "$work/first503-1.txt"), $(cat "$work/first503-2.txt") ms | <= 1 s | <= 100 ms |"
+echo "| peak RSS with MAX_IN_FLIGHT reached | $(( $(cat "$work/stalled-rss-1.txt") / 1024 )), $(( $(cat "$work/stalled-rss-2.txt") / 1024 )) MB | <= 300 MB | <= 150 MB |"
+[ "${1:-}" = ingest ] && exit 0
+
 echo "== POST /events/generate, 32 connections, 10 s: the service, then the static cpp-httplib ceiling"
 # This machine's speed drifts from one 10-second run to the next (the ceiling alone by a quarter,
 # the service more), so five rounds alternate the two, each with a fresh service, and the medians
@@ -70,7 +157,7 @@ ceiling_port=$(free_port)
 "$bin/bench/bench_ceiling_server" "$ceiling_port" &
 pids+=($!)
 for round in $(seq "$rounds"); do
-  start_broker user-activity-events
+  start_broker user-activity-events:8
   start_service LOG_LEVEL=warn
   # A ready service with an empty store: the baseline for memory per event.
   [ "$round" = 1 ] && rss_idle=$(rss_kib)

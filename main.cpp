@@ -196,7 +196,7 @@ int run(const config& cfg, std::shared_ptr<const key_ring> keys) {
     return 1;
   }
   log::info("HTTP server listening", {{"port", port}, {"scheme", cfg.tls() ? "https" : "http"}});
-  const std::string host = "0.0.0.0";
+  auto host = server.host();
   if (cfg.api_keys_file.empty() && !is_loopback(host))
     log::warn("No API_KEYS_FILE: every route is open to anyone who can reach this port",
               {{"host", host}, {"port", port}});

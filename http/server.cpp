@@ -565,9 +565,13 @@ http_server::~http_server() {
   stop();
 }
 
+std::string http_server::host() const {
+  return "0.0.0.0";
+}
+
 int http_server::start() {
   auto& server = impl_->server;
-  int port = bind_for_load(server, "0.0.0.0", impl_->cfg.port);
+  int port = bind_for_load(server, host(), impl_->cfg.port);
   if (port < 0)
     throw std::runtime_error{"cannot listen on port " + std::to_string(impl_->cfg.port)};
   impl_->listener = std::thread{[&server] {

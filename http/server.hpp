@@ -34,6 +34,9 @@ public:
   // already past the check finish under the keys they were checked with.
   void use_api_keys(std::shared_ptr<const key_ring> keys);
 
+  // The address start() listens on.
+  std::string host() const;
+
   // Binds the configured port (PORT=0: any free one) and serves on a thread of its own; returns
   // the bound port. Throws if the port cannot be bound.
   int start();

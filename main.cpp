@@ -1,11 +1,13 @@
 // user-activity-service: reads its configuration, starts the broker connection (or the embedded
 // broker), the four actors and the HTTP server, and shuts them down in order on SIGINT/SIGTERM.
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <iterator>
 #include <memory>
 #include <optional>
+#include <string_view>
 #include <thread>
 
 #include <caf/actor_system.hpp>
@@ -56,7 +58,10 @@ void print_help() {
                "them by eventId and serves them over REST.\n\n"
                "Usage: user-activity-service [--help | --version]\n"
                "       user-activity-service hash-key   (reads an API key on stdin, prints the\n"
-               "                                          SHA-256 that API_KEYS_FILE lists)\n\n"
+               "                                          SHA-256 that API_KEYS_FILE lists)\n"
+               "       user-activity-service broker [--partitions N]\n"
+               "         the embedded Kafka broker alone, for several instances and Kafka tools on\n"
+               "         one machine: prints its host:port first, keeps nothing across restarts\n\n"
             << config_table();
 }
 
@@ -235,10 +240,60 @@ int run(const config& cfg, std::shared_ptr<const key_ring> keys) {
   return 0;
 }
 
+// `broker [--partitions N]`: the embedded broker in a process of its own, so that several
+// instances (and kcat) can share it. librdkafka's mock broker picks its own free port, so its
+// address is the first line on stdout, where scripts read it.
+int run_broker(const config& cfg, int partitions) {
+  kafka::embedded_broker broker{cfg.topic, partitions};
+  auto dead_letters = cfg.topic + ".dlq";
+  broker.create_topic(dead_letters, partitions);
+  std::cout << broker.address() << std::endl;
+  log::info("Embedded Kafka broker started",
+            {{"address", broker.address()},
+             {"topic", cfg.topic},
+             {"deadLetterTopic", dead_letters},
+             {"partitions", partitions},
+             {"watch", "kcat -b " + broker.address() + " -C -t " + cfg.topic}});
+  auto signals = handled_signals();
+  int signal_number = 0;
+  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP)
+    continue; // nothing to re-read
+  log::info("Embedded Kafka broker stopped", {{"signal", strsignal(signal_number)}});
+  return 0;
+}
+
+// The partitions after `broker`, or nothing (after saying why) when the arguments are wrong.
+std::optional<int> broker_partitions(int argc, char** argv) {
+  int partitions = 12;
+  for (int i = 2; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg != "--partitions" || i + 1 == argc) {
+      usage_error(arg);
+      return std::nullopt;
+    }
+    std::string value = argv[++i];
+    char* end = nullptr;
+    long n = std::strtol(value.c_str(), &end, 10);
+    if (value.empty() || *end != '\0' || n < 1 || n > 1000) {
+      std::cerr << "user-activity-service: --partitions \"" << value
+                << "\" is invalid: expected a number from 1 to 1000\n";
+      return std::nullopt;
+    }
+    partitions = static_cast<int>(n);
+  }
+  return partitions;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
+  std::optional<int> broker_mode;
+  if (argc > 1 && std::string_view{argv[1]} == "broker") {
+    broker_mode = broker_partitions(argc, argv);
+    if (!broker_mode)
+      return 2;
+  }
+  for (int i = 1; i < argc && !broker_mode; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
       print_help();
@@ -268,7 +323,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
   try {
-    return run(cfg, std::move(keys));
+    return broker_mode ? run_broker(cfg, *broker_mode) : run(cfg, std::move(keys));
   } catch (const std::exception& e) {
     log::error("Start-up failed", {{"error", e.what()}});
     return 1;

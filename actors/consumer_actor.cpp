@@ -52,6 +52,42 @@ void skip(const position& p, const std::string& reason) {
             {{"reason", reason}, {"topic", p.topic}, {"partition", p.partition}, {"offset", p.offset}});
 }
 
+// Whether the store has answered for every record read from these partitions.
+bool settled(const consumer_state& st, const std::vector<kafka::partition_offset>& leaving) {
+  for (auto& p : leaving)
+    if (auto it = st.partitions.find(consumer_state::partition_ref{p.topic, p.partition});
+        it != st.partitions.end() && !it->second.pending.empty())
+      return false;
+  return true;
+}
+
+// Stops tracking the leaving partitions; the positions done in them, to commit before they go.
+std::vector<kafka::partition_offset> let_go(consumer_state& st,
+                                            const std::vector<kafka::partition_offset>& leaving) {
+  std::vector<kafka::partition_offset> done;
+  for (auto& p : leaving) {
+    auto it = st.partitions.find(consumer_state::partition_ref{p.topic, p.partition});
+    if (it == st.partitions.end())
+      continue;
+    if (it->second.has_uncommitted())
+      done.push_back({p.topic, p.partition, it->second.done_upto});
+    st.partitions.erase(it);
+  }
+  return done;
+}
+
+// Answers the revocations whose records in flight the store has now answered.
+void answer_settled_revocations(consumer_state& st) {
+  auto ready = [&](pending_revocation& r) {
+    if (!settled(st, r.leaving))
+      return false;
+    r.answer.deliver(let_go(st, r.leaving));
+    return true;
+  };
+  st.revocations.erase(std::remove_if(st.revocations.begin(), st.revocations.end(), ready),
+                       st.revocations.end());
+}
+
 // The store has answered for (or we gave up on) this record: its position may now be committed.
 void finish(self_pointer self, const position& p) {
   auto& st = self->state;
@@ -62,6 +98,8 @@ void finish(self_pointer self, const position& p) {
     st.commit_scheduled = true;
     self->delayed_send(self, consumer_state::commit_interval, commit_atom::value);
   }
+  if (!st.revocations.empty())
+    answer_settled_revocations(st);
 }
 
 std::string describe(const std::vector<validation_error>& errors) {
@@ -167,18 +205,28 @@ consumer(self_pointer self, store_actor store, std::shared_ptr<kafka::consumer_c
       if (!offsets.empty())
         st.client->commit(offsets);
     },
-    [=](revoke_atom, std::vector<kafka::partition_offset>& leaving) {
+    [=](revoke_atom, std::vector<kafka::partition_offset>& leaving)
+      -> caf::result<std::vector<kafka::partition_offset>> {
       auto& st = self->state;
-      std::vector<kafka::partition_offset> done;
-      for (auto& p : leaving) {
-        auto it = st.partitions.find(consumer_state::partition_ref{p.topic, p.partition});
-        if (it == st.partitions.end())
-          continue;
-        if (it->second.has_uncommitted())
-          done.push_back({p.topic, p.partition, it->second.done_upto});
-        st.partitions.erase(it);
-      }
-      return done;
+      if (settled(st, leaving))
+        return let_go(st, leaving);
+      auto id = st.next_revocation++;
+      auto answer = self->make_response_promise<std::vector<kafka::partition_offset>>();
+      st.revocations.push_back({id, std::move(leaving), answer});
+      self->delayed_send(self, consumer_state::revoke_wait, revoke_due_atom::value, id);
+      return answer;
+    },
+    [=](revoke_due_atom, uint64_t id) {
+      auto& st = self->state;
+      auto it = std::find_if(st.revocations.begin(), st.revocations.end(),
+                             [&](const pending_revocation& r) { return r.id == id; });
+      if (it == st.revocations.end())
+        return; // answered already
+      log::warn("Partitions revoked before the store answered for all their records: the next "
+                "owner reads those again",
+                {{"waitedMs", int64_t{consumer_state::revoke_wait.count()}}});
+      it->answer.deliver(let_go(st, it->leaving));
+      st.revocations.erase(it);
     },
   };
 }

@@ -11,6 +11,9 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
+
+#include <caf/typed_response_promise.hpp>
 
 #include <caf/actor_system.hpp>
 #include <caf/scoped_actor.hpp>
@@ -31,6 +34,13 @@ struct partition_progress {
   bool has_uncommitted() const { return done_upto > committed; }
 };
 
+// Partitions leaving this consumer, waiting for the store's answers on their records in flight.
+struct pending_revocation {
+  uint64_t id;
+  std::vector<kafka::partition_offset> leaving;
+  caf::typed_response_promise<std::vector<kafka::partition_offset>> answer;
+};
+
 struct consumer_state {
   using partition_key = std::pair<std::string, int32_t>;
   // A partition named without a copy of its topic's name, as the lookups for each record do.
@@ -48,6 +58,8 @@ struct consumer_state {
   std::shared_ptr<kafka::consumer_client> client;
   std::map<partition_key, partition_progress, partition_order> partitions;
   bool commit_scheduled = false;
+  std::vector<pending_revocation> revocations;
+  uint64_t next_revocation = 0;
 
   // The partition's progress, tracked from now on if it was not yet.
   partition_progress& progress(std::string_view topic, int32_t partition);
@@ -55,6 +67,10 @@ struct consumer_state {
   // Done positions are committed at most this often: one broker request covers many records,
   // and what a revocation or shutdown finds uncommitted is committed then.
   static constexpr std::chrono::milliseconds commit_interval{200};
+  // How long a revocation waits for the store's answers on records in flight, so that the next
+  // owner does not read them again. Bounded: the whole group waits while one member revokes, and
+  // the polling thread gives up on an answer after 5 s.
+  static constexpr std::chrono::milliseconds revoke_wait{3000};
   static inline const char* name = "consumer";
 };
 

@@ -36,6 +36,7 @@ using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using records_atom = caf::atom_constant<caf::atom("records")>;
 using revoke_atom = caf::atom_constant<caf::atom("revoke")>;
 using commit_atom = caf::atom_constant<caf::atom("commit")>;
+using revoke_due_atom = caf::atom_constant<caf::atom("revokedue")>;
 using ok_atom = caf::ok_atom;
 
 // -- store --------------------------------------------------------------------
@@ -89,14 +90,17 @@ using consumer_actor = caf::typed_actor<
   // A batch polled from the topic; answered once its events are on their way to the store, so
   // the polling thread never reads more than a batch ahead of the actor.
   caf::replies_to<records_atom, std::vector<kafka::record>>::with<ok_atom>,
-  // These partitions are leaving: answers the positions done in them, to commit before they go.
+  // These partitions are leaving: answers the positions done in them, to commit before they go,
+  // once the store has answered for what they have in flight (or a bounded wait is over).
   caf::replies_to<revoke_atom, std::vector<kafka::partition_offset>>::with<
     std::vector<kafka::partition_offset>>>;
 
 // The consumer's own messages on top of its public interface.
 using consumer_actor_impl = consumer_actor::extend<
   // Time to commit the positions done since the last commit.
-  caf::reacts_to<commit_atom>>;
+  caf::reacts_to<commit_atom>,
+  // Revocation `id` has waited long enough for the store: answer what is done.
+  caf::reacts_to<revoke_due_atom, uint64_t>>;
 
 // -- http ---------------------------------------------------------------------
 

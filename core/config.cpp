@@ -37,6 +37,7 @@ const std::vector<variable> variables = {
   {"KAFKA_PRODUCER_RETRY_BACKOFF_MS", "500", "retry n waits n x this"},
   {"KAFKA_CONNECTION_TIMEOUT_MS", "10000", "bound on reaching the brokers, at start and per connection"},
   {"KAFKA_REQUEST_TIMEOUT_MS", "30000", "bound on one publish attempt's delivery"},
+  {"KAFKA_SESSION_TIMEOUT_MS", "10000", "a consumer silent this long leaves the group"},
   {"LOG_LEVEL", "info", "trace, debug, info, warn, error"},
   {"LOG_FORMAT", "text", "`text`, or `json`: one JSON object a line"},
   {"HTTP_THREADS", "64", "HTTP worker threads"},
@@ -221,6 +222,7 @@ config load_config(const env_lookup& lookup) {
   c.retry_backoff = millis("KAFKA_PRODUCER_RETRY_BACKOFF_MS", 0);
   c.connection_timeout = millis("KAFKA_CONNECTION_TIMEOUT_MS", 1);
   c.request_timeout = millis("KAFKA_REQUEST_TIMEOUT_MS", 1);
+  c.session_timeout = millis("KAFKA_SESSION_TIMEOUT_MS", 1000);
   c.log_level = get("LOG_LEVEL");
   if (c.log_level != "trace" && c.log_level != "debug" && c.log_level != "info"
       && c.log_level != "warn" && c.log_level != "error")

@@ -42,6 +42,7 @@ struct config {
   std::chrono::milliseconds retry_backoff{500};
   std::chrono::milliseconds connection_timeout{10000};
   std::chrono::milliseconds request_timeout{30000};
+  std::chrono::milliseconds session_timeout{10000};
   std::string log_level = "info";
   log_format format = log_format::text;
   int http_threads = 64;

@@ -65,7 +65,8 @@ typename Inspector::result_type inspect(Inspector& f, partition_offset& x) {
 class consumer_client {
 public:
   virtual ~consumer_client() = default;
-  // Commits these positions for the group without waiting for the broker's answer.
+  // Commits these positions for the group, without waiting: within a second, and in any case
+  // before their partitions move to another member or the consumer closes.
   virtual void commit(const std::vector<partition_offset>& offsets) = 0;
 };
 

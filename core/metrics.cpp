@@ -126,6 +126,18 @@ void labelled_counter::render(std::string& out, const char* name, const char* la
            + std::to_string(n.load(std::memory_order_relaxed)) + "\n";
 }
 
+void partition_gauge::replace(std::map<key, int64_t> values) {
+  std::lock_guard<std::mutex> guard{mutex_};
+  values_ = std::move(values);
+}
+
+void partition_gauge::render(std::string& out, const char* name) const {
+  std::lock_guard<std::mutex> guard{mutex_};
+  for (auto& [k, v] : values_)
+    out += std::string{name} + "{topic=\"" + label(k.first) + "\",partition=\""
+           + std::to_string(k.second) + "\"} " + std::to_string(v) + "\n";
+}
+
 std::string registry::render() const {
   std::string out;
   auto counter_family = [&](const char* name, const char* help, const counter& c) {
@@ -158,6 +170,12 @@ std::string registry::render() const {
   header(out, "http_request_duration_seconds", "histogram", "Time to answer an HTTP request.");
   http_request_duration.render(out, "http_request_duration_seconds");
   gauge_family("store_events", "Events in the store.", store_events.get());
+  gauge_family("consumer_assigned_partitions",
+               "Partitions of the topic this instance's consumer owns in its group.",
+               consumer_assigned_partitions.get());
+  header(out, "consumer_lag", "gauge",
+         "Messages in a partition this instance owns past the group's committed offset.");
+  consumer_lag.render(out, "consumer_lag");
   gauge_family("kafka_up", "1 while the producer reaches a Kafka broker.",
                kafka_up && kafka_up() ? 1 : 0);
   gauge_family("producer_in_flight",

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <utility>
 
 namespace uas::metrics {
 
@@ -70,6 +71,19 @@ private:
   std::map<std::string, std::atomic<uint64_t>, std::less<>> counts_;
 };
 
+// One value per partition of a topic (consumer_lag): replaced whole as the partitions this
+// process owns change, so a partition that moved to another instance leaves the output.
+class partition_gauge {
+public:
+  using key = std::pair<std::string, int32_t>; // topic, partition
+  void replace(std::map<key, int64_t> values);
+  void render(std::string& out, const char* name) const;
+
+private:
+  mutable std::mutex mutex_;
+  std::map<key, int64_t> values_;
+};
+
 struct registry {
   counter events_published;
   counter events_publish_failed;
@@ -84,6 +98,8 @@ struct registry {
   labelled_counter http_requests_rejected;
   duration_histogram http_request_duration;
   gauge store_events;
+  gauge consumer_assigned_partitions;
+  partition_gauge consumer_lag;
   // Read at scrape time: whether the producer reaches at least one broker.
   std::function<bool()> kafka_up;
   // Read at scrape time: events handed to the producer and not yet answered.

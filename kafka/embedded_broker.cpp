@@ -15,17 +15,24 @@ embedded_broker::embedded_broker(const std::string& topic, int partitions) {
     throw std::runtime_error{"cannot start the embedded Kafka broker"};
   }
   address_ = rd_kafka_mock_cluster_bootstraps(cluster_);
-  if (auto err = rd_kafka_mock_topic_create(cluster_, topic.c_str(), partitions, 1)) {
+  try {
+    create_topic(topic, partitions);
+  } catch (...) {
     rd_kafka_mock_cluster_destroy(cluster_);
     rd_kafka_destroy(owner_);
-    throw std::runtime_error{"cannot create topic " + topic + " on the embedded broker: "
-                             + rd_kafka_err2str(err)};
+    throw;
   }
 }
 
 embedded_broker::~embedded_broker() {
   rd_kafka_mock_cluster_destroy(cluster_);
   rd_kafka_destroy(owner_);
+}
+
+void embedded_broker::create_topic(const std::string& topic, int partitions) {
+  if (auto err = rd_kafka_mock_topic_create(cluster_, topic.c_str(), partitions, 1))
+    throw std::runtime_error{"cannot create topic " + topic + " on the embedded broker: "
+                             + rd_kafka_err2str(err)};
 }
 
 } // namespace uas::kafka

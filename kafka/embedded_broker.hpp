@@ -18,6 +18,9 @@ public:
   embedded_broker(const embedded_broker&) = delete;
   embedded_broker& operator=(const embedded_broker&) = delete;
 
+  // Adds a topic with `partitions`; throws with the broker's reason (one that exists already).
+  void create_topic(const std::string& topic, int partitions);
+
   // host:port, for bootstrap.servers and kcat -b.
   const std::string& address() const { return address_; }
 

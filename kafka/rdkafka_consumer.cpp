@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "core/log.hpp"
+#include "core/metrics.hpp"
 #include "kafka/settings.hpp"
 
 namespace uas::kafka {
@@ -36,21 +37,50 @@ void check(rd_kafka_error_t* error) {
   }
 }
 
+// "0,1,2": the partitions of a rebalance, in order, for its log line.
+std::string numbers(const rd_kafka_topic_partition_list_t* list) {
+  std::set<int32_t> sorted;
+  for (int i = 0; i < list->cnt; ++i)
+    sorted.insert(list->elems[i].partition);
+  std::string text;
+  for (auto p : sorted)
+    text += (text.empty() ? "" : ",") + std::to_string(p);
+  return text;
+}
+
+// How many partitions `topic` has, as the brokers say; 0 when they do not answer in time.
+int partition_count(rd_kafka_t* client, const std::string& topic) {
+  rd_kafka_topic_t* handle = rd_kafka_topic_new(client, topic.c_str(), nullptr);
+  const struct rd_kafka_metadata* metadata = nullptr;
+  int count = 0;
+  if (rd_kafka_metadata(client, 0, handle, &metadata, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR
+      && metadata->topic_cnt == 1)
+    count = metadata->topics[0].partition_cnt;
+  if (metadata)
+    rd_kafka_metadata_destroy(metadata);
+  rd_kafka_topic_destroy(handle);
+  return count;
+}
+
 void on_commit(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t*, void*) {
-  if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+  // While the group rebalances the broker may refuse commits; the positions stay stored and the
+  // next automatic commit sends them again.
+  if (err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS)
+    log::debug("Offset commit deferred by a rebalance", {{"error", rd_kafka_err2str(err)}});
+  else if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
     log::warn("Offset commit failed", {{"error", rd_kafka_err2str(err)}});
 }
 
 } // namespace
 
 rdkafka_consumer::rdkafka_consumer(const config& cfg, const std::string& bootstrap)
-  : topic_{cfg.topic} {
+  : topic_{cfg.topic}, group_{cfg.consumer_group} {
   rd_kafka_conf_t* conf = make_conf(consumer_settings(cfg, bootstrap));
   rd_kafka_conf_set_opaque(conf, this);
   rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
   rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
   rd_kafka_conf_set_stats_cb(conf, [](rd_kafka_t*, char* json, size_t len, void* opaque) {
-    static_cast<rdkafka_consumer*>(opaque)->joined_ = parse_statistics(json, len).group_joined;
+    static_cast<rdkafka_consumer*>(opaque)->on_statistics(parse_statistics(json, len));
     return 0; // librdkafka frees the JSON
   });
   client_ = make_client(RD_KAFKA_CONSUMER, conf);
@@ -86,17 +116,19 @@ void rdkafka_consumer::commit(const std::vector<partition_offset>& offsets) {
   if (offsets.empty())
     return;
   auto* list = to_list(offsets);
-  rd_kafka_commit(client_, list, 1); // async: the answer arrives at on_commit
+  // Stored positions are committed by librdkafka (settings.cpp). A partition no longer assigned
+  // refuses its position, as it should: its next owner reads from the last commit.
+  if (auto err = rd_kafka_offsets_store(client_, list))
+    log::debug("Offsets not stored", {{"error", rd_kafka_err2str(err)}});
   rd_kafka_topic_partition_list_destroy(list);
 }
 
 void rdkafka_consumer::poll_loop() {
   pthread_setname_np(pthread_self(), "kafka-consumer"); // for top -H, perf and gdb
-  std::vector<record> batch;
   size_t since_trim = 0; // records taken since memory was last given back
   while (polling_.load(std::memory_order_relaxed)) {
     // Wait for the first record, then take whatever else is already fetched.
-    for (int timeout_ms = 100; batch.size() < max_batch; timeout_ms = 0) {
+    for (int timeout_ms = 100; batch_.size() < max_batch; timeout_ms = 0) {
       rd_kafka_message_t* msg = rd_kafka_consumer_poll(client_, timeout_ms);
       if (!msg)
         break;
@@ -111,14 +143,13 @@ void rdkafka_consumer::poll_loop() {
         r.has_value = msg->payload != nullptr;
         if (r.has_value)
           r.value.assign(static_cast<const char*>(msg->payload), msg->len);
-        batch.push_back(std::move(r));
+        batch_.push_back(std::move(r));
       }
       rd_kafka_message_destroy(msg);
     }
-    if (!batch.empty()) {
-      since_trim += batch.size();
-      listener_->on_records(std::move(batch));
-      batch.clear();
+    if (!batch_.empty()) {
+      since_trim += batch_.size();
+      hand_over();
     } else if (since_trim >= trim_after_records) {
       // The topic went quiet after a burst. The memory that carried it (prefetched fetches,
       // batches in flight between actors) is free but glibc keeps it in its arenas: after a
@@ -134,22 +165,63 @@ void rdkafka_consumer::poll_loop() {
   listener_->on_closed();
 }
 
+void rdkafka_consumer::hand_over() {
+  listener_->on_records(std::move(batch_));
+  batch_.clear();
+}
+
+void rdkafka_consumer::on_statistics(const client_health& health) {
+  joined_ = health.group_joined;
+  std::map<metrics::partition_gauge::key, int64_t> lag;
+  for (auto& [where, value] : health.consumer_lag)
+    if (where.first == topic_ && assigned_.count(where.second))
+      lag.emplace(where, value);
+  metrics::global().consumer_lag.replace(std::move(lag));
+}
+
+void rdkafka_consumer::set_assigned(std::set<int32_t> partitions) {
+  assigned_ = std::move(partitions);
+  metrics::global().consumer_assigned_partitions.set(static_cast<int64_t>(assigned_.size()));
+  // Until the next statistics, show lag only for the partitions still owned.
+  std::map<metrics::partition_gauge::key, int64_t> none;
+  metrics::global().consumer_lag.replace(std::move(none));
+}
+
 void rdkafka_consumer::on_rebalance(rd_kafka_t* client, rd_kafka_resp_err_t err,
                                     rd_kafka_topic_partition_list_t* partitions, void* opaque) {
   auto* self = static_cast<rdkafka_consumer*>(opaque);
   bool cooperative = std::string_view{rd_kafka_rebalance_protocol(client)} == "COOPERATIVE";
+  auto owned = cooperative ? self->assigned_ : std::set<int32_t>{};
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-    log::info("Partitions assigned", {{"topic", self->topic_}, {"count", partitions->cnt}});
+    // An incremental rebalance that gives this member nothing new still calls here: say only
+    // what moved.
+    if (partitions->cnt > 0)
+      log::info("Partitions assigned", {{"topic", self->topic_},
+                                        {"count", partitions->cnt},
+                                        {"partitions", numbers(partitions)}});
     if (cooperative)
       check(rd_kafka_incremental_assign(client, partitions));
     else
       rd_kafka_assign(client, partitions);
+    for (int i = 0; i < partitions->cnt; ++i)
+      owned.insert(partitions->elems[i].partition);
+    self->set_assigned(std::move(owned));
+    self->warn_if_partial_view(client);
     return;
   }
-  log::info("Partitions revoked", {{"topic", self->topic_}, {"count", partitions->cnt}});
+  if (partitions->cnt > 0)
+    log::info("Partitions revoked", {{"topic", self->topic_},
+                                     {"count", partitions->cnt},
+                                     {"partitions", numbers(partitions)}});
+  // Records polled before this rebalance go to the actor first, so that they are among the
+  // work it finishes and commits before the partitions move.
+  if (!self->batch_.empty())
+    self->hand_over();
   auto done = self->listener_->on_revoked(from_list(partitions));
   if (!done.empty()) {
     auto* list = to_list(done);
+    rd_kafka_offsets_store(client, list);
+    // Synchronously: the next owner starts reading from this commit.
     if (auto commit_err = rd_kafka_commit(client, list, 0))
       log::warn("Offset commit on revocation failed", {{"error", rd_kafka_err2str(commit_err)}});
     rd_kafka_topic_partition_list_destroy(list);
@@ -158,6 +230,23 @@ void rdkafka_consumer::on_rebalance(rd_kafka_t* client, rd_kafka_resp_err_t err,
     check(rd_kafka_incremental_unassign(client, partitions));
   else
     rd_kafka_assign(client, nullptr);
+  for (int i = 0; i < partitions->cnt; ++i)
+    owned.erase(partitions->elems[i].partition);
+  self->set_assigned(std::move(owned));
+}
+
+void rdkafka_consumer::warn_if_partial_view(rd_kafka_t* client) {
+  if (warned_partial_view_)
+    return;
+  int total = partition_count(client, topic_);
+  if (total == 0 || static_cast<int>(assigned_.size()) >= total)
+    return;
+  warned_partial_view_ = true;
+  log::warn("Other members share the consumer group, but the store is in memory: this instance "
+            "stores and serves only the events of its own partitions",
+            {{"group", group_},
+             {"assigned", static_cast<int64_t>(assigned_.size())},
+             {"partitions", total}});
 }
 
 } // namespace uas::kafka

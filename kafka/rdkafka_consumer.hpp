@@ -3,12 +3,15 @@
 #pragma once
 
 #include <atomic>
+#include <set>
 #include <thread>
+#include <vector>
 
 #include <librdkafka/rdkafka.h>
 
 #include "core/config.hpp"
 #include "core/kafka_clients.hpp"
+#include "kafka/settings.hpp"
 
 namespace uas::kafka {
 
@@ -33,12 +36,25 @@ private:
   static void on_rebalance(rd_kafka_t* client, rd_kafka_resp_err_t err,
                            rd_kafka_topic_partition_list_t* partitions, void* opaque);
   void poll_loop();
+  // Gives the records polled so far to the listener.
+  void hand_over();
+  void on_statistics(const client_health& health);
+  // The partitions owned from now on, for /metrics.
+  void set_assigned(std::set<int32_t> partitions);
+  // Says once, at the first assignment that is not the whole topic, that this instance's view
+  // of the events is partial.
+  void warn_if_partial_view(rd_kafka_t* client);
 
   // After this many records, the first poll that finds nothing returns free memory to the system.
   static constexpr size_t trim_after_records = 10'000;
 
   rd_kafka_t* client_;
   std::string topic_;
+  std::string group_;
+  // Touched only on the polling thread, where librdkafka serves every callback.
+  std::vector<record> batch_;
+  std::set<int32_t> assigned_;
+  bool warned_partial_view_ = false;
   consumer_listener* listener_ = nullptr;
   std::atomic<bool> polling_{false};
   std::atomic<bool> joined_{false};

@@ -99,9 +99,15 @@ settings consumer_settings(const config& cfg, const std::string& bootstrap) {
     {"group.id", cfg.consumer_group},
     // A new group starts from the beginning of the topic, as the seed's fromBeginning does.
     {"auto.offset.reset", "earliest"},
-    // Offsets are committed by the consumer actor, only once the store has answered.
-    {"enable.auto.commit", "false"},
+    // The consumer actor stores a position only once the store has answered for everything before
+    // it (at least once); librdkafka commits what is stored every second, retries a commit the
+    // broker refused (during a rebalance, say), and commits before partitions are unassigned.
+    {"enable.auto.commit", "true"},
     {"enable.auto.offset.store", "false"},
+    {"auto.commit.interval.ms", "1000"},
+    // Incremental rebalancing: a member joining or leaving moves only the partitions that must
+    // move; the others are neither revoked nor paused, and their positions stay where they are.
+    {"partition.assignment.strategy", "cooperative-sticky"},
     // A real broker answers a fetch as soon as data arrives, so this only paces idle polling;
     // librdkafka's mock broker (embedded, and in tests) holds every fetch this long, which makes
     // it the floor of the time from publish to store there.
@@ -109,8 +115,12 @@ settings consumer_settings(const config& cfg, const std::string& bootstrap) {
     // Prefetch at most 16 MB per partition (librdkafka's default is 64 MB): the store outpaces
     // the fetcher anyway, and memory that held a burst stays with the process afterwards.
     {"queued.max.messages.kbytes", "16384"},
-    {"session.timeout.ms", "10000"},
-    {"heartbeat.interval.ms", "1000"},
+    // A member that dies (SIGKILL, a lost machine) keeps its partitions this long before the group
+    // moves them; a shorter time also means a slow member is dropped sooner.
+    {"session.timeout.ms", std::to_string(cfg.session_timeout.count())},
+    // Heartbeats are how a member learns of a rebalance: at least three per session.
+    {"heartbeat.interval.ms",
+     std::to_string(std::min<long long>(1000, cfg.session_timeout.count() / 3))},
   });
   return s;
 }
@@ -156,6 +166,21 @@ client_health parse_statistics(const char* json, size_t len) {
   if (auto group = stats.find("cgrp"); group != stats.end() && group->is_object())
     health.group_joined = group->value("state", "") == "up"
                           && group->value("join_state", "") == "steady";
+  if (auto topics = stats.find("topics"); topics != stats.end() && topics->is_object())
+    for (auto& [name, topic] : topics->items()) {
+      auto partitions = topic.find("partitions");
+      if (partitions == topic.end() || !partitions->is_object())
+        continue;
+      for (auto& p : *partitions) {
+        if (!p.is_object())
+          continue;
+        // -1 is librdkafka's internal "unassigned" partition; a lag of -1 means not known.
+        int32_t number = p.value("partition", -1);
+        int64_t lag = p.value("consumer_lag", int64_t{-1});
+        if (number >= 0 && lag >= 0)
+          health.consumer_lag[{name, number}] = lag;
+      }
+    }
   return health;
 }
 

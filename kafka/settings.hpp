@@ -1,6 +1,8 @@
 // librdkafka configuration in one place: which properties the service sets, and why.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,10 +24,13 @@ rd_kafka_conf_t* make_conf(const settings& values);
 // Creates a client from `conf` (taking ownership of it); throws with librdkafka's reason.
 rd_kafka_t* make_client(rd_kafka_type_t type, rd_kafka_conf_t* conf);
 
-// librdkafka's periodic statistics (JSON), as readiness reads them.
+// librdkafka's periodic statistics (JSON), as readiness and /metrics read them.
 struct client_health {
   bool broker_up = false;    // some broker connection is up
   bool group_joined = false; // the consumer group is up and steady
+  // Per topic and partition: messages past the group's committed offset, where librdkafka knows
+  // both ends (a consumer's statistics only).
+  std::map<std::pair<std::string, int32_t>, int64_t> consumer_lag;
 };
 client_health parse_statistics(const char* json, size_t len);
 

@@ -169,25 +169,59 @@ TEST_CASE_METHOD(consumer_fixture, "no offset is committed ahead of the store's 
   CHECK(client->committed(topic, 0) == 14);
 }
 
-TEST_CASE_METHOD(consumer_fixture, "on revocation the consumer answers what is done and drops the rest") {
+TEST_CASE_METHOD(consumer_fixture, "on revocation the consumer waits for the store's answers in flight, then answers what is done") {
   auto s = spawn(held_store);
   auto c = spawn_consumer(s);
   deliver(c, {make_record(0, 0, event_json("a"))});
   deliver(c, {make_record(0, 1, event_json("b"))});
   deliver(c, {make_record(1, 5, event_json("c"))});
+  deliver(c, {make_record(2, 7, event_json("d"))}); // a partition that stays
   release(s, 0); // done, but the periodic commit has not come yet
 
   using offsets = std::vector<kafka::partition_offset>;
-  auto done = ask<offsets>(c, revoke_atom::value, offsets{{topic, 0, -1001}, {topic, 1, -1001}});
-  // Partition 0: offset 0 is done, so reading resumes at 1; partition 1: nothing done.
-  REQUIRE(done.size() == 1);
-  CHECK(done[0] == kafka::partition_offset{topic, 0, 1});
+  auto done = request<offsets>(c, revoke_atom::value, offsets{{topic, 0, -1001}, {topic, 1, -1001}});
+  CHECK_FALSE(done->arrived); // "b" and "c" are still at the store: the next owner would read them again
+  release(s, 1);
+  CHECK_FALSE(done->arrived);
+  release(s, 2);
+  // Everything read from the leaving partitions is stored: all of it is committed as they go.
+  REQUIRE(done->arrived);
+  REQUIRE(done->value);
+  CHECK(*done->value == offsets{{topic, 0, 2}, {topic, 1, 6}});
+  // The partition that stays goes on as before, and nothing is committed twice.
+  release(s, 3);
+  commit_due();
+  REQUIRE(client->commits.size() == 1);
+  CHECK(client->commits[0] == offsets{{topic, 2, 8}});
+}
+
+TEST_CASE_METHOD(consumer_fixture, "a revocation waits for the store a bounded while, then answers what is done and drops the rest") {
+  auto s = spawn(held_store);
+  auto c = spawn_consumer(s);
+  deliver(c, {make_record(0, 0, event_json("a"))});
+  deliver(c, {make_record(0, 1, event_json("b"))});
+  deliver(c, {make_record(1, 5, event_json("c"))});
+  release(s, 0);
+
+  using offsets = std::vector<kafka::partition_offset>;
+  auto done = request<offsets>(c, revoke_atom::value, offsets{{topic, 0, -1001}, {topic, 1, -1001}});
+  advance(consumer_state::revoke_wait - std::chrono::milliseconds{1});
+  CHECK_FALSE(done->arrived);
+  advance(std::chrono::milliseconds{1});
+  // Partition 0: offset 0 is done (and committed by the periodic commit while the revocation
+  // waited), so reading resumes at 1; partition 1: nothing done.
+  REQUIRE(done->arrived);
+  REQUIRE(done->value);
+  CHECK(done->value->empty());
+  CHECK(client->committed(topic, 0) == 1);
+  CHECK(client->committed(topic, 1) == -1);
 
   // The store's late answers for revoked partitions commit nothing: the new owner reads them.
+  auto commits = client->commits.size();
   release(s, 1);
   release(s, 2);
   commit_due();
-  CHECK(client->commits.empty());
+  CHECK(client->commits.size() == commits);
 
   // Assigned again, the partition starts over from what is redelivered.
   deliver(c, {make_record(0, 1, event_json("b"))});

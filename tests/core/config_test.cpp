@@ -68,6 +68,7 @@ TEST_CASE("every variable is taken") {
                  {"KAFKA_PRODUCER_RETRY_BACKOFF_MS", "250"},
                  {"KAFKA_CONNECTION_TIMEOUT_MS", "2000"},
                  {"KAFKA_REQUEST_TIMEOUT_MS", "5000"},
+                 {"KAFKA_SESSION_TIMEOUT_MS", "3000"},
                  {"LOG_LEVEL", "debug"},
                  {"LOG_FORMAT", "json"},
                  {"HTTP_THREADS", "8"}});
@@ -83,6 +84,7 @@ TEST_CASE("every variable is taken") {
   CHECK(c.retry_backoff == std::chrono::milliseconds{250});
   CHECK(c.connection_timeout == std::chrono::milliseconds{2000});
   CHECK(c.request_timeout == std::chrono::milliseconds{5000});
+  CHECK(c.session_timeout == std::chrono::milliseconds{3000});
   CHECK(c.log_level == "debug");
   CHECK(c.format == log_format::json);
   CHECK(c.http_threads == 8);
@@ -94,6 +96,7 @@ TEST_CASE("a value that does not parse is refused, naming the variable") {
     {"PORT", "3000x"}, {"KAFKA_EMBEDDED_PARTITIONS", "0"}, {"KAFKA_PRODUCER_RETRIES", "-1"},
     {"KAFKA_PRODUCER_RETRIES", "x"}, {"KAFKA_PRODUCER_RETRY_BACKOFF_MS", "1.5"},
     {"KAFKA_CONNECTION_TIMEOUT_MS", "0"}, {"KAFKA_REQUEST_TIMEOUT_MS", "abc"},
+    {"KAFKA_SESSION_TIMEOUT_MS", "999"},
     {"LOG_LEVEL", "verbose"}, {"LOG_FORMAT", "xml"}, {"HTTP_THREADS", "0"},
     {"KAFKA_BROKERS", "nohostport"}, {"KAFKA_BROKERS", "host:notaport"}, {"KAFKA_BROKERS", "host:1,"},
     {"KAFKA_BROKERS", ":9092"}, {"KAFKA_BROKERS", ""}, {"KAFKA_TOPIC", "two words"},
@@ -147,7 +150,8 @@ TEST_CASE("the table printed by --help lists every variable with its default") {
   for (auto name : {"PORT", "APP_ENV", "KAFKA_BROKERS", "KAFKA_EMBEDDED_PARTITIONS", "KAFKA_CLIENT_ID",
                     "KAFKA_TOPIC", "KAFKA_CONSUMER_GROUP", "KAFKA_PRODUCER_RETRIES",
                     "KAFKA_PRODUCER_RETRY_BACKOFF_MS", "KAFKA_CONNECTION_TIMEOUT_MS",
-                    "KAFKA_REQUEST_TIMEOUT_MS", "LOG_LEVEL", "LOG_FORMAT", "HTTP_THREADS"})
+                    "KAFKA_REQUEST_TIMEOUT_MS", "KAFKA_SESSION_TIMEOUT_MS", "LOG_LEVEL", "LOG_FORMAT",
+                    "HTTP_THREADS"})
     CHECK_THAT(table, Catch::Contains(name));
   CHECK_THAT(table, Catch::Contains("user-activity-consumer-group"));
 }

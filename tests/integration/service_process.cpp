@@ -33,7 +33,8 @@ std::string field(const std::string& line, const std::string& name) {
 
 } // namespace
 
-service_process::service_process(std::map<std::string, std::string> env, bool wait_ready) {
+service_process::service_process(std::map<std::string, std::string> env, bool wait_ready,
+                                 std::vector<std::string> args) {
   env.emplace("PORT", "0");
   env.emplace("KAFKA_BROKERS", "embedded");
   env.emplace("HTTP_THREADS", "16");
@@ -50,7 +51,11 @@ service_process::service_process(std::map<std::string, std::string> env, bool wa
       setenv(key.c_str(), value.c_str(), 1);
     // A .env in the test's working directory must not leak in.
     chdir("/");
-    execl(UAS_BINARY, UAS_BINARY, static_cast<char*>(nullptr));
+    std::vector<char*> argv{const_cast<char*>(UAS_BINARY)};
+    for (auto& a : args)
+      argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(UAS_BINARY, argv.data());
     _exit(127);
   }
   close(pipe_fds[1]);
@@ -180,6 +185,17 @@ int service_process::stop(int signal, std::chrono::milliseconds timeout) {
 void service_process::signal(int signal) {
   if (status_ == -1)
     kill(pid_, signal);
+}
+
+broker_process::broker_process(int partitions, std::map<std::string, std::string> env)
+  : process_{std::move(env), false, {"broker", "--partitions", std::to_string(partitions)}} {
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (process_.lines().empty() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  auto lines = process_.lines();
+  if (lines.empty() || lines.front().find(':') == std::string::npos)
+    throw std::runtime_error{"broker did not print its address"};
+  address_ = lines.front();
 }
 
 std::string external_broker::read_topic() const {

@@ -24,8 +24,10 @@ using namespace std::chrono_literals;
 class service_process {
 public:
   // Starts the service with `env` on top of a test default (PORT=0, embedded broker) and waits
-  // until it listens, unless `wait_ready` is false (for runs that are meant to fail).
-  explicit service_process(std::map<std::string, std::string> env = {}, bool wait_ready = true);
+  // until it listens, unless `wait_ready` is false (for runs that are meant to fail, or a
+  // subcommand given in `args`).
+  explicit service_process(std::map<std::string, std::string> env = {}, bool wait_ready = true,
+                           std::vector<std::string> args = {});
   ~service_process();
 
   // The port the HTTP server bound and the embedded broker's address, from the start-up log.
@@ -87,6 +89,25 @@ struct external_broker {
   void up() { rd_kafka_mock_broker_set_up(broker.cluster(), 1); }
   // kcat reading the whole topic as it is now: one `key<TAB>value` line per message.
   std::string read_topic() const;
+};
+
+// `user-activity-service broker`: the embedded broker in a process of its own, as several
+// services and Kafka tools share it.
+class broker_process {
+public:
+  explicit broker_process(int partitions = 12, std::map<std::string, std::string> env = {});
+  // host:port, the first line the broker printed.
+  const std::string& address() const { return address_; }
+  // A service using this broker.
+  std::unique_ptr<service_process> start(std::map<std::string, std::string> env = {}) const {
+    env["KAFKA_BROKERS"] = address_;
+    return std::make_unique<service_process>(env);
+  }
+  service_process& process() { return process_; }
+
+private:
+  service_process process_;
+  std::string address_;
 };
 
 // Runs a shell command; its exit status and everything it printed.

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <thread>
 
+#include <sys/resource.h>
+
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
@@ -109,10 +111,25 @@ void reload_api_keys(const config& cfg, http_server& server) {
   }
 }
 
-void log_start(const config& cfg) {
+// Every HTTP connection and every Kafka connection is an open file: the soft limit (often 1,024)
+// goes up to the hard one, which only root may raise. The limit in force.
+int64_t raise_open_file_limit() {
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) != 0)
+    return -1;
+  if (files.rlim_cur < files.rlim_max) {
+    rlimit raised{files.rlim_max, files.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+      files = raised;
+  }
+  return files.rlim_cur == RLIM_INFINITY ? -1 : static_cast<int64_t>(files.rlim_cur);
+}
+
+void log_start(const config& cfg, int64_t open_files) {
   log::info("Starting user-activity-service",
             {{"version", version},
              {"env", cfg.app_env},
+             {"host", cfg.host},
              {"port", int64_t{cfg.port}},
              {"brokers", cfg.kafka_brokers},
              {"topic", cfg.topic},
@@ -123,6 +140,8 @@ void log_start(const config& cfg) {
              {"connectionTimeoutMs", int64_t{cfg.connection_timeout.count()}},
              {"requestTimeoutMs", int64_t{cfg.request_timeout.count()}},
              {"httpThreads", cfg.http_threads},
+             {"httpMaxThreads", cfg.http_max_threads},
+             {"openFiles", open_files},
              {"logLevel", cfg.log_level},
              {"https", cfg.tls() ? "on" : "off"},
              {"apiKeys", cfg.api_keys_file.empty() ? "off (every route open)" : cfg.api_keys_file},
@@ -131,7 +150,7 @@ void log_start(const config& cfg) {
 }
 
 int run(const config& cfg, std::shared_ptr<const key_ring> keys) {
-  log_start(cfg);
+  log_start(cfg, raise_open_file_limit());
   std::optional<kafka::embedded_broker> embedded;
   std::string bootstrap = cfg.kafka_brokers;
   if (cfg.embedded_broker()) {
@@ -175,16 +194,20 @@ int run(const config& cfg, std::shared_ptr<const key_ring> keys) {
   consumer_client->start(bridge);
   log::info("Consumer subscribed", {{"topic", cfg.topic}, {"group", cfg.consumer_group}});
 
-  auto& m = metrics::global();
-  m.kafka_up = [producer_client] { return producer_client->brokers_up(); };
-  http_server server{cfg, sys, producer_handle, store_handle, [=] {
+  // Kafka as librdkafka's statistics last showed it (at most a second old): the one source of
+  // readiness's Kafka reasons and of kafka_up, so the two never disagree.
+  auto kafka_problems = [=] {
     std::vector<std::string> reasons;
     if (!producer_client->brokers_up())
       reasons.push_back("producer cannot reach the Kafka brokers (" + bootstrap + ")");
     if (!consumer_client->joined())
       reasons.push_back("consumer has not joined group " + cfg.consumer_group);
     return reasons;
-  }, [producer_client] { return producer_client->brokers_up(); }};
+  };
+  auto& m = metrics::global();
+  m.kafka_up = [kafka_problems] { return kafka_problems().empty(); };
+  http_server server{cfg, sys, producer_handle, store_handle, kafka_problems,
+                     [producer_client] { return producer_client->brokers_up(); }};
   if (keys)
     log::info("API keys loaded",
               {{"file", cfg.api_keys_file}, {"keys", static_cast<int64_t>(keys->size())}});
@@ -200,8 +223,9 @@ int run(const config& cfg, std::shared_ptr<const key_ring> keys) {
     caf::anon_send_exit(consumer_handle, caf::exit_reason::user_shutdown);
     return 1;
   }
-  log::info("HTTP server listening", {{"port", port}, {"scheme", cfg.tls() ? "https" : "http"}});
   auto host = server.host();
+  log::info("HTTP server listening",
+            {{"port", port}, {"host", host}, {"scheme", cfg.tls() ? "https" : "http"}});
   if (cfg.api_keys_file.empty() && !is_loopback(host))
     log::warn("No API_KEYS_FILE: every route is open to anyone who can reach this port",
               {{"host", host}, {"port", port}});

@@ -10,7 +10,8 @@ int main(int argc, char** argv) {
   httplib::Server server;
   // As many threads as the service has by default.
   auto defaults = uas::load_config([](const std::string&) { return std::nullopt; });
-  uas::tune_for_load(server, static_cast<size_t>(defaults.http_threads));
+  uas::tune_for_load(server, {static_cast<size_t>(defaults.http_threads),
+                              static_cast<size_t>(defaults.http_max_threads)});
   server.Post("/events/generate", [](const httplib::Request&, httplib::Response& res) {
     res.status = 201;
     res.set_content(R"({"eventId":"3b6f1c4e-0000-4000-8000-000000000001"})", "application/json");

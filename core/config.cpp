@@ -26,6 +26,7 @@ struct variable {
 
 // The one list of variables: parsing, --help and the README table all follow it.
 const std::vector<variable> variables = {
+  {"HOST", "0.0.0.0", "address to listen on (`127.0.0.1`: this machine only)"},
   {"PORT", "3000", "HTTP port"},
   {"APP_ENV", "development", "free-form environment name, logged at start"},
   {"KAFKA_BROKERS", "embedded", "`embedded`: an in-process broker; else host:port[,host:port...]"},
@@ -40,7 +41,8 @@ const std::vector<variable> variables = {
   {"KAFKA_SESSION_TIMEOUT_MS", "10000", "a consumer silent this long leaves the group"},
   {"LOG_LEVEL", "info", "trace, debug, info, warn, error"},
   {"LOG_FORMAT", "text", "`text`, or `json`: one JSON object a line"},
-  {"HTTP_THREADS", "64", "HTTP worker threads"},
+  {"HTTP_THREADS", "64", "HTTP worker threads kept warm"},
+  {"HTTP_MAX_THREADS", "4096", "more started while every thread is busy, up to this"},
   {"BATCH_MAX_EVENTS", "500", "events in one POST /events/batch"},
   {"MAX_IN_FLIGHT", "50000", "events waiting for the broker before new requests get 503"},
   {"API_KEYS_FILE", "", "lines `NAME SCOPES SHA256HEX`; unset: every route open; re-read on SIGHUP"},
@@ -211,6 +213,7 @@ config load_config(const env_lookup& lookup) {
     return std::chrono::milliseconds{integer(name, min, 24LL * 3600 * 1000)};
   };
   config c;
+  c.host = parse_word("HOST", get("HOST"));
   c.port = static_cast<uint16_t>(integer("PORT", 0, 65535));
   c.app_env = get("APP_ENV");
   c.kafka_brokers = parse_brokers("KAFKA_BROKERS", get("KAFKA_BROKERS"));
@@ -235,6 +238,8 @@ config load_config(const env_lookup& lookup) {
   else
     fail("LOG_FORMAT", format, "expected text or json");
   c.http_threads = static_cast<int>(integer("HTTP_THREADS", 1, 1024));
+  // A thread per open connection at most: the open-file limit bounds it anyway.
+  c.http_max_threads = static_cast<int>(integer("HTTP_MAX_THREADS", c.http_threads, 65536));
   c.batch_max_events = static_cast<size_t>(integer("BATCH_MAX_EVENTS", 1, 100000));
   c.max_in_flight = static_cast<size_t>(integer("MAX_IN_FLIGHT", 1, 100'000'000));
   c.cors_allowed_origins = parse_origins("CORS_ALLOWED_ORIGINS", get("CORS_ALLOWED_ORIGINS"));

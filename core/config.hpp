@@ -31,6 +31,7 @@ struct kafka_security {
 };
 
 struct config {
+  std::string host = "0.0.0.0"; // address to listen on
   uint16_t port = 3000;
   std::string app_env = "development";
   std::string kafka_brokers = "embedded"; // "embedded" or host:port[,host:port...]
@@ -45,7 +46,8 @@ struct config {
   std::chrono::milliseconds session_timeout{10000};
   std::string log_level = "info";
   log_format format = log_format::text;
-  int http_threads = 64;
+  int http_threads = 64;      // kept warm
+  int http_max_threads = 4096; // started while every thread is busy, up to this
   size_t batch_max_events = 500;
   size_t max_in_flight = 50000; // events waiting for the broker before new requests get 503
   std::string api_keys_file;  // empty: no keys, every route open

@@ -75,6 +75,26 @@ void take_string(std::vector<json::member>& members, const char* name, std::stri
   }
 }
 
+// Characters, not bytes: the JSON reader hands strings over as UTF-8.
+size_t count_characters(std::string_view text) {
+  size_t n = 0;
+  for (unsigned char c : text)
+    n += (c & 0xC0) != 0x80; // every byte but a continuation byte starts a character
+  return n;
+}
+
+// userId is the Kafka key and sits in every log line about its event: a bound keeps one client
+// from making either as big as a request body.
+void take_user_id(std::vector<json::member>& members, std::string& out,
+                  std::vector<validation_error>& errors) {
+  take_string(members, "userId", out, errors);
+  if (auto n = count_characters(out); n > max_user_id_characters) {
+    errors.push_back({"userId", "userId must be at most " + std::to_string(max_user_id_characters)
+                                  + " characters, not " + std::to_string(n)});
+    out.clear();
+  }
+}
+
 void take_event_type(std::vector<json::member>& members, std::string& out,
                      std::vector<validation_error>& errors) {
   take_string(members, "eventType", out, errors);
@@ -219,7 +239,7 @@ parse_result parse_request(std::string_view text, const std::string& whole) {
         && m.key != "timestamp")
       result.errors.push_back({m.key, m.key + " is not allowed"});
   take_event_id(members, result.value.event_id, result.errors);
-  take_string(members, "userId", result.value.user_id, result.errors);
+  take_user_id(members, result.value.user_id, result.errors);
   take_event_type(members, result.value.event_type, result.errors);
   take_payload(members, result.value.payload, result.errors);
   take_client_timestamp(members, result.value, result.errors);
@@ -289,7 +309,7 @@ parse_result parse_event_message(std::string_view text) {
     result.errors.push_back({"eventId", "eventId must be a UUID in lower case such as "
                                         "3b6f1c4e-0000-4000-8000-000000000001"});
   }
-  take_string(members, "userId", result.value.user_id, result.errors);
+  take_user_id(members, result.value.user_id, result.errors);
   take_event_type(members, result.value.event_type, result.errors);
   take_string(members, "timestamp", result.value.timestamp, result.errors);
   if (!result.value.timestamp.empty() && !is_utc_timestamp(result.value.timestamp)) {

@@ -49,6 +49,9 @@ constexpr size_t max_event_request_bytes = 1024 * 1024;
 
 bool is_event_type(std::string_view type);
 
+// The longest userId taken, in characters (Unicode code points).
+constexpr size_t max_user_id_characters = 256;
+
 // A POST /events/generate body: {userId, eventType, payload?, eventId?, timestamp?}, no other
 // fields. On success the event keeps the client's eventId, a lower-case UUID (so that a client's
 // retry of it is stored once), or gets a fresh one. Its timestamp is the client's, a UTC time no

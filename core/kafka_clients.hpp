@@ -30,6 +30,9 @@ public:
   // Waits up to `timeout` for every record handed over to be delivered or failed; false if some
   // are still outstanding.
   virtual bool flush(std::chrono::milliseconds timeout) = 0;
+  // False while every broker is known to be down, as the client last saw them: a record handed
+  // over now waits for a reconnection, or fails. True until known otherwise.
+  virtual bool brokers_up() const { return true; }
 };
 
 // One message read from the topic.

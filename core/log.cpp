@@ -2,6 +2,7 @@
 #include "core/log.hpp"
 
 #include <atomic>
+#include <cstdio>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -50,6 +51,30 @@ void append_json_string(std::string& out, std::string_view s) {
   out += nlohmann::json(std::string{s}).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+// A field's value in a text line, its control characters escaped as in JSON (\n, \u001b, ...):
+// a value that comes from a client (a userId with a newline in it) must not end the line and
+// write one of its own. A backslash stays as it is, so that values read as they are; a JSON
+// log line is the exact record.
+void append_text_value(std::string& out, std::string_view s) {
+  for (char c : s) {
+    auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 && byte != 0x7f) {
+      out += c;
+      continue;
+    }
+    switch (c) {
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default: {
+        char escaped[8];
+        std::snprintf(escaped, sizeof escaped, "\\u%04x", byte);
+        out += escaped;
+      }
+    }
+  }
+}
+
 void render_into(std::string& out, log_format format, std::string_view msg, fields fs,
                  std::string_view tail) {
   if (format == log_format::text) {
@@ -61,7 +86,7 @@ void render_into(std::string& out, log_format format, std::string_view msg, fiel
       out += f.key;
       out += '=';
       if (auto s = std::get_if<std::string_view>(&f.value))
-        out += *s;
+        append_text_value(out, *s);
       else
         out += std::to_string(std::get<int64_t>(f.value));
     }

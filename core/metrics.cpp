@@ -176,13 +176,16 @@ std::string registry::render() const {
   header(out, "consumer_lag", "gauge",
          "Messages in a partition this instance owns past the group's committed offset.");
   consumer_lag.render(out, "consumer_lag");
-  gauge_family("kafka_up", "1 while the producer reaches a Kafka broker.",
+  gauge_family("kafka_up", "1 while the producer reaches a Kafka broker and the consumer is in its group (readiness's Kafka checks).",
                kafka_up && kafka_up() ? 1 : 0);
   gauge_family("producer_in_flight",
                "Events waiting for the broker's answer (new requests get 503 beyond MAX_IN_FLIGHT).",
                producer_in_flight ? producer_in_flight() : 0);
+  gauge_family("http_threads",
+               "HTTP worker threads running: HTTP_THREADS kept, more while all are busy.",
+               http_threads ? static_cast<int64_t>(http_threads()) : 0);
   gauge_family("http_connections_waiting",
-               "Open connections waiting for an HTTP worker thread (HTTP_THREADS are all serving).",
+               "Open connections waiting for an HTTP worker thread (HTTP_MAX_THREADS are all serving).",
                http_connections_waiting ? static_cast<int64_t>(http_connections_waiting()) : 0);
   return out;
 }

@@ -100,11 +100,13 @@ struct registry {
   gauge store_events;
   gauge consumer_assigned_partitions;
   partition_gauge consumer_lag;
-  // Read at scrape time: whether the producer reaches at least one broker.
+  // Read at scrape time: whether Kafka is fine, as readiness sees it.
   std::function<bool()> kafka_up;
   // Read at scrape time: events handed to the producer and not yet answered.
   std::function<int64_t()> producer_in_flight;
-  // Read at scrape time: open connections waiting in line for an HTTP worker thread.
+  // Read at scrape time: HTTP worker threads running, and open connections waiting in line for
+  // one (HTTP_MAX_THREADS are all serving).
+  std::function<size_t()> http_threads;
   std::function<size_t()> http_connections_waiting;
 
   std::string render() const;

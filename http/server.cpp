@@ -9,6 +9,7 @@
 #include <thread>
 
 #include <pthread.h>
+#include <strings.h>
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
@@ -113,14 +114,55 @@ bool is_json_content_type(const httplib::Request& req) {
 
 constexpr const char* unsupported_media_type = "Content-Type must be application/json or text/plain";
 
+// Why a request's length cannot be told for sure (RFC 9112, 6.3), or nothing. cpp-httplib 0.11
+// takes chunked over a Content-Length, the first of two Content-Lengths, and `+36` as 36; a proxy
+// in front that reads it the other way would see another request where httplib sees a body, or
+// the reverse (request smuggling).
+std::optional<std::string> ambiguous_framing(const httplib::Request& req) {
+  auto lengths = req.get_header_value_count("Content-Length");
+  auto codings = req.get_header_value_count("Transfer-Encoding");
+  if (lengths > 0 && codings > 0)
+    return "both Content-Length and Transfer-Encoding";
+  if (codings > 1
+      || (codings == 1
+          && strcasecmp(req.get_header_value("Transfer-Encoding").c_str(), "chunked") != 0))
+    return "Transfer-Encoding other than chunked";
+  auto first = req.get_header_value("Content-Length");
+  for (size_t i = 0; i < lengths; ++i) {
+    auto length = req.get_header_value("Content-Length", i);
+    if (length.empty() || length.size() > 18
+        || length.find_first_not_of("0123456789") != std::string::npos)
+      return "Content-Length is not a number of bytes";
+    if (length != first)
+      return "Content-Length given twice, differently";
+  }
+  return std::nullopt;
+}
+
+// Answers 400 a request whose length can be read two ways, before anything reads its body; true
+// if it did. `Connection: close` closes the connection after the answer (tune_for_load), so that
+// the body is not read as the next request.
+bool refuse_ambiguous_framing(const httplib::Request& req, httplib::Response& res) {
+  auto why = ambiguous_framing(req);
+  if (!why)
+    return false;
+  reply_message(res, 400, "Ambiguous request framing: " + *why);
+  res.set_header("Connection", "close");
+  return true;
+}
+
 // Puts right what cpp-httplib 0.11 gets wrong about request bodies, before it reads one: true if
-// the request is answered here, unread.
+// the request is answered here, unread. An answer that leaves a body unread says
+// `Connection: close`, which closes the connection (tune_for_load).
 bool screen_body(httplib::Request& req, httplib::Response& res) {
+  bool chunked = req.has_header("Transfer-Encoding");
   // The methods whose bodies httplib reads; it leaves any other's unread.
   if (req.method != "POST" && req.method != "PUT" && req.method != "PATCH"
-      && req.method != "DELETE")
+      && req.method != "DELETE") {
+    if (has_body(req))
+      res.set_header("Connection", "close"); // answered as usual, and the body left unread
     return false;
-  bool chunked = req.has_header("Transfer-Encoding");
+  }
   if (!chunked && !req.has_header("Content-Length")) {
     // A request with neither header has no body (RFC 9112, 6.3); httplib would answer one
     // like that 400 before routing it, instead of the route's own answer.
@@ -137,6 +179,16 @@ bool screen_body(httplib::Request& req, httplib::Response& res) {
     return true;
   }
   return false;
+}
+
+// The method label of a request in metrics: the client chooses the method, so any outside the
+// standard ones shares one series rather than growing new ones.
+std::string_view method_of(const httplib::Request& req) {
+  for (std::string_view known : {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS",
+                                 "CONNECT", "TRACE"})
+    if (req.method == known)
+      return known;
+  return "other";
 }
 
 // Reads a request's body, up to `limit` bytes (decompressed, if it came compressed), whether it
@@ -167,7 +219,6 @@ std::string default_message(const httplib::Request& req, int status) {
     case 400: return "Bad request";
     case 404: return "Not found";
     case 405: return "Method not allowed";
-    case 408: return "Request body came too slowly";
     case 413: return req.path == "/events/batch" ? "Request body exceeds 5 MiB"
                                                    : "Request body exceeds 1 MiB";
     case 414: return "URI too long";
@@ -311,15 +362,10 @@ struct http_server::impl {
     return false;
   }
 
-  // Runs `handler` for a request read whole: tells the HTTP pool so (its connection keeps its
-  // thread until answered), counts it as in flight for drain(), and turns it away once shutdown
-  // began.
+  // Runs `handler` for a request read whole: counts it as in flight for drain(), and turns it
+  // away once shutdown began.
   template <class Handler>
   void guarded(httplib::Response& res, Handler&& handler) {
-    if (!request_read()) {
-      res.status = 408; // worded by the error handler
-      return;
-    }
     ++in_flight;
     struct done_guard {
       std::atomic<int>& n;
@@ -343,7 +389,7 @@ struct http_server::impl {
                     std::chrono::steady_clock::duration took) {
       auto route = route_of(req);
       auto& m = metrics::global();
-      m.http_requests.inc(req.method, route, res.status, caller);
+      m.http_requests.inc(method_of(req), route, res.status, caller);
       m.http_request_duration.observe(route, took);
       log::debug("Request answered",
                  {{"method", req.method},
@@ -355,16 +401,24 @@ struct http_server::impl {
       caller = "none"; // until the next request's screen says otherwise
     };
     auto screen = [this](httplib::Request& req, httplib::Response& res) {
-      return screen_caller(req, res) || screen_body(req, res);
+      return refuse_ambiguous_framing(req, res) || screen_caller(req, res) || screen_body(req, res);
     };
-    auto waiting = tune_for_load(server, static_cast<size_t>(cfg.http_threads), count, screen);
-    metrics::global().http_connections_waiting = [waiting] { return waiting->load(); };
+    auto load = tune_for_load(server,
+                              {static_cast<size_t>(cfg.http_threads),
+                               static_cast<size_t>(cfg.http_max_threads)},
+                              count, screen);
+    metrics::global().http_threads = [load] { return load->threads.load(); };
+    metrics::global().http_connections_waiting = [load] { return load->waiting.load(); };
     metrics::global().producer_in_flight = [this] {
       return static_cast<int64_t>(events_waiting.load());
     };
     // The largest any route takes; read_body holds each route to its own.
     server.set_payload_max_length(max_batch_bytes);
     server.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+      // httplib's own 400 and 414 (nothing of ours answered yet): the request could not be read
+      // as HTTP, so where the next one starts on this connection is anyone's guess.
+      if (res.body.empty() && (res.status == 400 || res.status == 414))
+        res.set_header("Connection", "close");
       if (res.status == 404) {
         if (auto it = allowed_methods.find(req.path); it != allowed_methods.end()) {
           res.status = 405;
@@ -566,14 +620,15 @@ http_server::~http_server() {
 }
 
 std::string http_server::host() const {
-  return "0.0.0.0";
+  return impl_->cfg.host;
 }
 
 int http_server::start() {
   auto& server = impl_->server;
-  int port = bind_for_load(server, host(), impl_->cfg.port);
+  auto& cfg = impl_->cfg;
+  int port = bind_for_load(server, host(), cfg.port);
   if (port < 0)
-    throw std::runtime_error{"cannot listen on port " + std::to_string(impl_->cfg.port)};
+    throw std::runtime_error{"cannot listen on " + host() + ":" + std::to_string(cfg.port)};
   impl_->listener = std::thread{[&server] {
     pthread_setname_np(pthread_self(), "http-accept");
     server.listen_after_bind();

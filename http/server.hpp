@@ -34,11 +34,11 @@ public:
   // already past the check finish under the keys they were checked with.
   void use_api_keys(std::shared_ptr<const key_ring> keys);
 
-  // The address start() listens on.
+  // The address start() listens on (HOST).
   std::string host() const;
 
-  // Binds the configured port (PORT=0: any free one) and serves on a thread of its own; returns
-  // the bound port. Throws if the port cannot be bound.
+  // Binds the configured HOST and PORT (PORT=0: any free port) and serves on a thread of its
+  // own; returns the bound port. Throws if they cannot be bound.
   int start();
 
   // From now on new requests are answered 503; waits up to `timeout` for those in flight, then

@@ -7,8 +7,14 @@
 namespace uas::kafka {
 
 embedded_broker::embedded_broker(const std::string& topic, int partitions) {
-  // The owning handle never connects anywhere; silence its complaints about having no brokers.
-  owner_ = make_client(RD_KAFKA_PRODUCER, make_conf({{"log_level", "0"}}));
+  owner_ = make_client(RD_KAFKA_PRODUCER, make_conf({
+    // The owning handle never connects anywhere; silence its complaints about having no brokers.
+    {"log_level", "0"},
+    // The mock cluster's broker takes this from its owner for the connections it accepts. With
+    // Nagle's algorithm on (librdkafka's default, unlike any real Kafka broker), an answer
+    // written in two parts waits for the client's delayed acknowledgement, up to 40 ms.
+    {"socket.nagle.disable", "true"},
+  }));
   cluster_ = rd_kafka_mock_cluster_new(owner_, 1);
   if (!cluster_) {
     rd_kafka_destroy(owner_);

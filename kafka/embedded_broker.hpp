@@ -1,6 +1,5 @@
 // A Kafka-protocol broker inside the process (librdkafka's mock cluster): what the service runs on
 // when KAFKA_BROKERS=embedded, and the fault injector for tests. It keeps nothing across restarts.
-// Its connections have no Nagle delay: the process's accept() sees to that (http/accepted.cpp).
 #pragma once
 
 #include <string>

@@ -25,8 +25,10 @@ public:
   std::vector<delivery> take_deliveries() override;
   bool flush(std::chrono::milliseconds timeout) override;
 
-  // Whether a broker connection is up, as of librdkafka's last statistics (at most 1 s old).
-  bool brokers_up() const { return brokers_up_.load(); }
+  // Whether a broker connection is up, as of librdkafka's last statistics (at most 1 s old; at
+  // first, whether the brokers answered the constructor's request for metadata). The one word on
+  // broker state: readiness, kafka_up and turning POSTs away while every broker is down.
+  bool brokers_up() const override { return brokers_up_.load(); }
 
 private:
   static void on_delivery_report(rd_kafka_t*, const rd_kafka_message_t* msg, void* self);

@@ -54,6 +54,8 @@ TEST_CASE("with nothing set, every default from the table") {
   CHECK(c.log_level == "info");
   CHECK(c.format == log_format::text);
   CHECK(c.http_threads == 64);
+  CHECK(c.http_max_threads == 4096);
+  CHECK(c.host == "0.0.0.0");
 }
 
 TEST_CASE("every variable is taken") {
@@ -71,7 +73,10 @@ TEST_CASE("every variable is taken") {
                  {"KAFKA_SESSION_TIMEOUT_MS", "3000"},
                  {"LOG_LEVEL", "debug"},
                  {"LOG_FORMAT", "json"},
-                 {"HTTP_THREADS", "8"}});
+                 {"HTTP_THREADS", "8"},
+                 {"HTTP_MAX_THREADS", "100"},
+                 {"HOST", "127.0.0.1"}});
+  CHECK(c.host == "127.0.0.1");
   CHECK(c.port == 8080);
   CHECK(c.app_env == "production");
   CHECK(c.kafka_brokers == "kafka-1:9092,kafka-2:9093");
@@ -88,6 +93,7 @@ TEST_CASE("every variable is taken") {
   CHECK(c.log_level == "debug");
   CHECK(c.format == log_format::json);
   CHECK(c.http_threads == 8);
+  CHECK(c.http_max_threads == 100);
 }
 
 TEST_CASE("a value that does not parse is refused, naming the variable") {
@@ -101,6 +107,7 @@ TEST_CASE("a value that does not parse is refused, naming the variable") {
     {"KAFKA_BROKERS", "nohostport"}, {"KAFKA_BROKERS", "host:notaport"}, {"KAFKA_BROKERS", "host:1,"},
     {"KAFKA_BROKERS", ":9092"}, {"KAFKA_BROKERS", ""}, {"KAFKA_TOPIC", "two words"},
     {"KAFKA_CONSUMER_GROUP", ""}, {"KAFKA_PRODUCER_RETRIES", "99999999999999999999"},
+    {"HOST", ""}, {"HOST", "local host"}, {"HTTP_MAX_THREADS", "0"}, {"HTTP_MAX_THREADS", "63"},
   };
   for (auto& [name, value] : bad) {
     INFO(name << "=" << value);
@@ -151,7 +158,7 @@ TEST_CASE("the table printed by --help lists every variable with its default") {
                     "KAFKA_TOPIC", "KAFKA_CONSUMER_GROUP", "KAFKA_PRODUCER_RETRIES",
                     "KAFKA_PRODUCER_RETRY_BACKOFF_MS", "KAFKA_CONNECTION_TIMEOUT_MS",
                     "KAFKA_REQUEST_TIMEOUT_MS", "KAFKA_SESSION_TIMEOUT_MS", "LOG_LEVEL", "LOG_FORMAT",
-                    "HTTP_THREADS"})
+                    "HTTP_THREADS", "HOST", "HTTP_MAX_THREADS"})
     CHECK_THAT(table, Catch::Contains(name));
   CHECK_THAT(table, Catch::Contains("user-activity-consumer-group"));
 }

@@ -89,6 +89,29 @@ TEST_CASE("each validation rule on its own") {
   CHECK(only_problem(R"({"userId":"u","eventType":"LOGIN","timestamp":1700000000})") == "timestamp");
 }
 
+TEST_CASE("a userId is at most 256 characters, counted as characters rather than bytes") {
+  auto request = [](const std::string& user) {
+    return parse_event_request(R"({"userId":")" + user + R"(","eventType":"LOGIN"})");
+  };
+  CHECK(request(std::string(256, 'u')).ok());
+  // 256 characters of two bytes each.
+  std::string accented;
+  for (int i = 0; i < 256; ++i)
+    accented += "\u00e9";
+  CHECK(request(accented).ok());
+  auto r = request(std::string(257, 'u'));
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].field == "userId");
+  CHECK(r.errors[0].message == "userId must be at most 256 characters, not 257");
+  CHECK(request(std::string(1024 * 1024, 'u')).errors.at(0).field == "userId");
+  // The same rule for an event read from the topic, whoever produced it.
+  auto message = parse_event_message(
+    R"({"eventId":"3b6f1c4e-0000-4000-8000-000000000001","userId":")" + std::string(300, 'u')
+    + R"(","eventType":"LOGIN","timestamp":"2026-11-24T01:52:00.047Z","payload":{}})");
+  REQUIRE(message.errors.size() == 1);
+  CHECK(message.errors[0].field == "userId");
+}
+
 TEST_CASE("every problem of a request is listed at once") {
   auto r = parse_event_request(R"({"userId":"","eventType":"NOPE","payload":[],"extra":1,"more":2})");
   CHECK(fields_of(r) == std::set<std::string>{"userId", "eventType", "payload", "extra", "more"});

@@ -174,6 +174,18 @@ TEST_CASE("invalid requests get 400 with every problem listed") {
       CHECK(b["errors"][0]["field"] == "body");
     }
   }
+  SECTION("a userId over 256 characters is 400, naming the field and the limit") {
+    for (int i = 0; i < 20; ++i) { // a MiB each: none is taken
+      auto r = service.post_event(R"({"userId":")" + std::string(1024 * 1024 - 64, 'u')
+                                  + R"(","eventType":"LOGIN"})");
+      REQUIRE(r);
+      REQUIRE(r->status == 400);
+      auto errors = json::parse(r->body)["errors"];
+      REQUIRE(errors.size() == 1);
+      CHECK(errors[0]["field"] == "userId");
+      CHECK_THAT(errors[0]["message"].get<std::string>(), Catch::Contains("at most 256 characters"));
+    }
+  }
   SECTION("JSON that is not an object is 400") {
     for (std::string bad : {"[]", "\"LOGIN\"", "42", "null", "true"}) {
       auto r = service.post_event(bad);
@@ -318,6 +330,28 @@ TEST_CASE("command line and configuration errors") {
   CHECK_THAT(bad.output, Catch::Contains("PORT"));
   auto unknown = run_command(std::string{UAS_BINARY} + " --frobnicate");
   CHECK(unknown.status == 2);
+  auto too_few = run_command("HTTP_THREADS=8 HTTP_MAX_THREADS=4 " + std::string{UAS_BINARY});
+  CHECK(too_few.status == 2);
+  CHECK_THAT(too_few.output, Catch::Contains("HTTP_MAX_THREADS"));
+}
+
+TEST_CASE("HOST is the address the service listens on, said in the start-up line") {
+  // Any address from 127.0.0.0/8 is this machine: listening on 127.0.0.2 only, the service is
+  // out of reach on 127.0.0.1.
+  service_process service{{{"HOST", "127.0.0.2"}}};
+  auto line = service.wait_for_line("HTTP server listening");
+  REQUIRE(line);
+  CHECK_THAT(*line, Catch::Contains("host=127.0.0.2"));
+  CHECK_THAT(service.lines().front(), Catch::Contains("host=127.0.0.2"));
+  httplib::Client there{"127.0.0.2", service.port()};
+  auto r = there.Get("/health");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK_FALSE(service.client().Get("/health"));
+  // By default every address.
+  service_process everywhere;
+  CHECK_THAT(everywhere.lines().front(), Catch::Contains("host=0.0.0.0"));
+  CHECK(everywhere.client().Get("/health"));
 }
 
 TEST_CASE("unreachable brokers at start exit 1 naming them, within the connection timeout") {

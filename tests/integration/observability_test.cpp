@@ -2,9 +2,13 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <optional>
 #include <regex>
 #include <thread>
 
+#include <unistd.h>
+
+#include "raw_client.hpp"
 #include "service_process.hpp"
 
 using namespace uas::testing;
@@ -79,7 +83,8 @@ TEST_CASE("/metrics counts what happened") {
   CHECK(m["events_malformed_total"] == 1);
   CHECK(m["events_invalid_total"] == 1);
   CHECK(m["store_events"] == 3);
-  CHECK(m["kafka_up"] == 1);
+  // The consumer's group state comes with librdkafka's statistics, up to a second after its join.
+  CHECK(settled(service, "kafka_up", 1) == 1);
   CHECK(m[R"(http_requests_total{method="POST",route="/events/generate",status="201",key="none"})"] == 3);
   CHECK(m[R"(http_requests_total{method="POST",route="/events/generate",status="400",key="none"})"] == 1);
   CHECK(m[R"(http_request_duration_seconds_count{route="/events/generate"})"] == 4);
@@ -166,4 +171,85 @@ TEST_CASE("readiness turns 503 when the broker is down and 200 when it is back")
   r = wait_status(200);
   CHECK(r.status == 200);
   CHECK(scrape(service)["kafka_up"] == 1);
+}
+
+TEST_CASE("methods and paths a client makes up share one series each in http_requests_total") {
+  service_process service;
+  service.client().Get("/metrics"); // its own series exist from here on
+  size_t after_ten = 0; // once the series the made-up ones share exist too
+  for (int i = 0; i < 1000; ++i) {
+    if (i == 10)
+      after_ten = service.client().Get("/metrics")->body.size();
+    int fd = raw::connect_local(service.port());
+    REQUIRE(fd >= 0);
+    REQUIRE(raw::send_all(fd, "M" + std::to_string(i) + " /p" + std::to_string(i)
+                                + " HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+    REQUIRE(raw::status_lines(raw::read_answers(fd, 1)).size() == 1);
+    close(fd);
+  }
+  // Each counted once its answer is written: scrape until all are.
+  double others = 0;
+  size_t series = 0;
+  auto deadline = std::chrono::steady_clock::now() + 2s;
+  do {
+    others = 0;
+    series = 0;
+    for (auto& [name, value] : scrape(service)) {
+      if (name.rfind("http_requests_total{", 0) != 0)
+        continue;
+      ++series;
+      if (name.find(R"(method="other",route="unmatched")") != std::string::npos)
+        others += value;
+    }
+  } while (others < 1000 && std::chrono::steady_clock::now() < deadline);
+  CHECK(others == 1000);
+  CHECK(series <= 4); // the made-up ones, and GET /metrics
+  CHECK(service.client().Get("/metrics")->body.size() < after_ten + 100); // digits, at most
+}
+
+TEST_CASE("a userId with control characters cannot forge a line of the text log") {
+  service_process service;
+  std::string forged = "2026-11-30T00:00:00.000Z error Publish failed after 4 attempts";
+  auto r = service.post_event(R"({"userId":"mallory\n)" + forged + R"(\r\u001b[2J","eventType":"LOGIN"})");
+  REQUIRE(r);
+  REQUIRE(r->status == 201); // taken as it is: a userId is the client's to choose
+  auto line = service.wait_for_line("Processed event");
+  REQUIRE(line);
+  CHECK_THAT(*line, Catch::Contains("userId=mallory\\n" + forged + "\\r\\u001b[2J, eventType=LOGIN"));
+  for (auto& l : service.lines()) {
+    INFO(l);
+    CHECK(l.rfind(forged, 0) != 0);
+    CHECK(l.find('\x1b') == std::string::npos);
+  }
+  // The event itself keeps its userId exactly.
+  auto events = service.wait_processed([](const json& all) { return !all.empty(); });
+  CHECK(events[0]["userId"] == "mallory\n" + forged + "\r\x1b[2J");
+}
+
+TEST_CASE("during a broker stall kafka_up and readiness turn together") {
+  external_broker kafka;
+  auto service = kafka.start({{"KAFKA_REQUEST_TIMEOUT_MS", "2000"}});
+  auto c = service.client();
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (c.Get("/health/ready")->status != 200 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(100ms);
+  REQUIRE(scrape(service)["kafka_up"] == 1);
+  // The broker still holds its connections but answers nothing for a minute.
+  rd_kafka_mock_broker_set_rtt(kafka.broker.cluster(), 1, 60000);
+  auto stalled = std::chrono::steady_clock::now();
+  std::optional<std::chrono::steady_clock::duration> not_ready, down;
+  while ((!not_ready || !down) && std::chrono::steady_clock::now() - stalled < 40s) {
+    if (!not_ready && c.Get("/health/ready")->status == 503)
+      not_ready = std::chrono::steady_clock::now() - stalled;
+    if (!down && scrape(service)["kafka_up"] == 0)
+      down = std::chrono::steady_clock::now() - stalled;
+    std::this_thread::sleep_for(100ms);
+  }
+  rd_kafka_mock_broker_set_rtt(kafka.broker.cluster(), 1, 0);
+  REQUIRE(not_ready);
+  REQUIRE(down);
+  auto apart = *not_ready > *down ? *not_ready - *down : *down - *not_ready;
+  CAPTURE(std::chrono::duration_cast<std::chrono::milliseconds>(*not_ready).count(),
+          std::chrono::duration_cast<std::chrono::milliseconds>(*down).count());
+  CHECK(apart < 1s);
 }

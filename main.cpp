@@ -23,12 +23,14 @@
 #include "actors/producer_actor.hpp"
 #include "actors/store_actor.hpp"
 #include "http/api_keys.hpp"
+#include "core/memory_store.hpp"
 #include "http/server.hpp"
 #include "http/tls.hpp"
 #include "kafka/embedded_broker.hpp"
 #include "kafka/rdkafka_consumer.hpp"
 #include "kafka/rdkafka_producer.hpp"
 #include "kafka/settings.hpp"
+#include "store/postgres_store.hpp"
 
 namespace {
 
@@ -143,6 +145,8 @@ void log_start(const config& cfg, int64_t open_files) {
              {"httpMaxThreads", cfg.http_max_threads},
              {"openFiles", open_files},
              {"logLevel", cfg.log_level},
+             {"store", redact_url(cfg.store_url)},
+             {"storeRetentionDays", cfg.store_retention_days},
              {"https", cfg.tls() ? "on" : "off"},
              {"apiKeys", cfg.api_keys_file.empty() ? "off (every route open)" : cfg.api_keys_file},
              {"rateLimitPerKey", cfg.rate_limit_per_key},
@@ -171,6 +175,21 @@ int run(const config& cfg, std::shared_ptr<const key_ring> keys) {
   }
   log::info("Connected to Kafka brokers", {{"brokers", bootstrap}});
 
+  std::shared_ptr<store_backend> backend;
+  if (cfg.memory_store()) {
+    backend = std::make_shared<memory_store>(cfg.store_memory_max_events);
+  } else {
+    try {
+      backend = std::make_shared<postgres::store>(cfg.store_url, cfg.connection_timeout);
+    } catch (const std::exception& e) {
+      log::error("Cannot reach the database", {{"host", url_hosts(cfg.store_url)},
+                                               {"timeoutMs", int64_t{cfg.connection_timeout.count()}},
+                                               {"error", e.what()}});
+      return 1;
+    }
+    log::info("Connected to the database", {{"host", url_hosts(cfg.store_url)}});
+  }
+
   caf::actor_system_config sys_cfg;
   // One scheduler thread: every handler here is short, and the blocking work runs on threads of
   // its own (HTTP workers, librdkafka). A second worker mostly added work stealing and wake-ups:
@@ -180,11 +199,13 @@ int run(const config& cfg, std::shared_ptr<const key_ring> keys) {
   // variable the next message signals, instead of 500 naps of 50 µs: a message arriving during a
   // nap waited it out, and each nap is a timer and a wake-up (docs/performance.md, run 7).
   sys_cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
+  sys_cfg.add_error_category(store_error_category, render_store_error);
   caf::actor_system sys{sys_cfg};
-  // The store on a thread of its own, so that none of its work (up to 1,000 events a consumer
-  // batch, the eventId index doubling in one step) holds up the acknowledgements waiting on the
-  // one scheduler thread (docs/performance.md, run 10).
-  auto store_handle = sys.spawn<caf::detached>(store);
+  // The store on a thread of its own: the database's calls block, and none of its work (up to
+  // 1,000 events a consumer batch, the memory store's index doubling in one step) may hold up the
+  // acknowledgements waiting on the one scheduler thread (docs/performance.md, run 10).
+  store_actor store_handle = sys.spawn<caf::detached>(
+    store, backend, std::chrono::hours{24 * cfg.store_retention_days});
   auto producer_client = std::make_shared<kafka::rdkafka_producer>(cfg, bootstrap);
   producer_actor producer_handle = sys.spawn(
     producer, producer_client, retry_policy{cfg.producer_retries, cfg.retry_backoff});
@@ -204,9 +225,16 @@ int run(const config& cfg, std::shared_ptr<const key_ring> keys) {
       reasons.push_back("consumer has not joined group " + cfg.consumer_group);
     return reasons;
   };
+  auto readiness = [=] {
+    auto reasons = kafka_problems();
+    if (!backend->up())
+      reasons.push_back("store cannot reach the database (" + url_hosts(cfg.store_url) + ")");
+    return reasons;
+  };
   auto& m = metrics::global();
   m.kafka_up = [kafka_problems] { return kafka_problems().empty(); };
-  http_server server{cfg, sys, producer_handle, store_handle, kafka_problems,
+  m.store_up = [backend] { return backend->up(); };
+  http_server server{cfg, sys, producer_handle, store_handle, readiness,
                      [producer_client] { return producer_client->brokers_up(); }};
   if (keys)
     log::info("API keys loaded",
@@ -246,7 +274,8 @@ int run(const config& cfg, std::shared_ptr<const key_ring> keys) {
   int unanswered = server.drain(5s);
   log::info("HTTP requests drained", {{"unanswered", unanswered}});
   server.stop();
-  m.kafka_up = nullptr; // the registry outlives the producer client
+  m.kafka_up = nullptr; // the registry outlives the producer client and the store
+  m.store_up = nullptr;
   log::info("HTTP server stopped");
   bool flushed = producer_client->flush(2s);
   log::info(flushed ? "Producer flushed" : "Producer flush timed out");
@@ -341,6 +370,13 @@ int main(int argc, char** argv) {
   } catch (const config_error& e) {
     std::cerr << "user-activity-service: configuration error: " << e.what() << "\n";
     return 2;
+  }
+  if (!cfg.memory_store()) {
+    if (auto why = postgres::check_url(cfg.store_url); !why.empty()) {
+      std::cerr << "user-activity-service: configuration error: STORE_URL=\"" << redact_url(cfg.store_url)
+                << "\" is invalid: " << why << "\n";
+      return 2;
+    }
   }
   log::init(cfg.log_level, cfg.format);
   auto signals = handled_signals();

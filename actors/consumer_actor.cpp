@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <optional>
+#include <utility>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
@@ -136,15 +137,120 @@ std::optional<event> accept(self_pointer self, const kafka::record& r, const pos
   return std::nullopt;
 }
 
-void report(const event& e, bool added, const position& at) {
-  (added ? metrics::global().events_processed : metrics::global().events_duplicate).inc();
-  if (added)
+void report(const event& e, write_status status, const position& at) {
+  auto& m = metrics::global();
+  if (status == write_status::added) {
+    m.events_processed.inc();
     log::info("Processed event", {{"eventId", e.event_id}, {"userId", e.user_id},
                                   {"eventType", e.event_type}, {"topic", at.topic},
                                   {"partition", at.partition}, {"offset", at.offset}});
-  else
+  } else {
+    m.events_duplicate.inc();
     log::info("Duplicate event ignored", {{"eventId", e.event_id}, {"topic", at.topic},
                                           {"partition", at.partition}, {"offset", at.offset}});
+  }
+}
+
+// The database refused this event for its data: it is skipped, never retried, so that it cannot
+// hold up its partition.
+void store_rejected(const event&, const position& at, const std::string& reason) {
+  metrics::global().events_rejected.inc();
+  skip(at, "store-rejected: " + reason);
+}
+
+void settle(self_pointer self, const consumer_state::write& w,
+            const std::vector<write_outcome>& outcomes) {
+  auto& events = *w.events;
+  auto& origins = *w.origins;
+  for (size_t i = 0; i < events.size(); ++i) {
+    if (i >= outcomes.size())
+      skip(origins[i], "store gave no outcome");
+    else if (outcomes[i].status == write_status::rejected)
+      store_rejected(events[i], origins[i], outcomes[i].reason);
+    else
+      report(events[i], outcomes[i].status, origins[i]);
+    finish(self, origins[i]);
+  }
+}
+
+void give_up(self_pointer self, const consumer_state::write& w, const caf::error& err) {
+  for (auto& at : *w.origins) {
+    skip(at, "store failed: " + self->system().render(err));
+    finish(self, at);
+  }
+}
+
+void send_write(self_pointer self, uint64_t id, consumer_state::write w);
+
+// The store could not reach its database: hold the write for a retry. The first such failure of
+// an outage pauses consumption, so that no more records pile up here, and starts the retries.
+void hold(self_pointer self, uint64_t id, consumer_state::write w, const caf::error& err) {
+  auto& st = self->state;
+  st.waiting.emplace(id, std::move(w));
+  if (st.store_down)
+    return; // a retry is scheduled or on its way already
+  st.store_down = true;
+  st.backoff = consumer_state::first_backoff;
+  log::warn("Store unavailable: consumption paused, no offsets committed past what is stored",
+            {{"error", self->system().render(err)}, {"retryInMs", int64_t{st.backoff.count()}}});
+  st.client->pause();
+  self->delayed_send(self, st.backoff, retry_atom::value);
+}
+
+// The store took a write again: resume, and send it everything that waited, in order.
+void recover(self_pointer self) {
+  auto& st = self->state;
+  st.store_down = false;
+  auto waiting = std::exchange(st.waiting, {});
+  log::info("Store available again: consumption resumed",
+            {{"waitingBatches", static_cast<int64_t>(waiting.size())}});
+  st.client->resume();
+  for (auto& [id, w] : waiting)
+    send_write(self, id, std::move(w));
+}
+
+void send_write(self_pointer self, uint64_t id, consumer_state::write w) {
+  auto& st = self->state;
+  if (st.store_down) {
+    st.waiting.emplace(id, std::move(w));
+    return;
+  }
+  self->request(st.store, caf::infinite, add_if_new_atom::value, w.events, w.origins)
+    .then([=](const std::vector<write_outcome>& outcomes) { settle(self, w, outcomes); },
+          [=](caf::error& err) {
+            if (err == store_error::unavailable)
+              hold(self, id, w, err);
+            else
+              give_up(self, w, err);
+          });
+}
+
+// Sends the oldest waiting write alone: the others follow once it is stored.
+void retry(self_pointer self) {
+  auto& st = self->state;
+  if (st.waiting.empty())
+    return recover(self);
+  auto oldest = st.waiting.begin();
+  auto id = oldest->first;
+  auto w = std::move(oldest->second);
+  st.waiting.erase(oldest);
+  self->request(st.store, caf::infinite, add_if_new_atom::value, w.events, w.origins)
+    .then(
+      [=](const std::vector<write_outcome>& outcomes) {
+        settle(self, w, outcomes);
+        recover(self);
+      },
+      [=](caf::error& err) {
+        auto& st = self->state;
+        if (err != store_error::unavailable) {
+          give_up(self, w, err);
+          self->send(self, retry_atom::value); // the next one at once
+          return;
+        }
+        st.waiting.emplace(id, w);
+        st.backoff = std::min(st.backoff * 2, consumer_state::max_backoff);
+        self->delayed_send(self, st.backoff, retry_atom::value);
+      });
 }
 
 // Validates a polled batch and hands its valid events to the store in one request.
@@ -162,23 +268,10 @@ void process(self_pointer self, const std::vector<kafka::record>& records) {
   }
   if (events.empty())
     return;
-  // The store's request and both handlers below share the events and positions, none copies them.
-  auto batch = std::make_shared<const std::vector<event>>(std::move(events));
-  auto positions = std::make_shared<const std::vector<position>>(std::move(where));
-  self->request(self->state.store, caf::infinite, add_if_new_atom::value, batch)
-    .then(
-      [=](const std::vector<bool>& added) {
-        for (size_t i = 0; i < batch->size(); ++i) {
-          report((*batch)[i], i < added.size() && added[i], (*positions)[i]);
-          finish(self, (*positions)[i]);
-        }
-      },
-      [=](caf::error& err) {
-        for (auto& at : *positions) {
-          skip(at, "store failed: " + self->system().render(err));
-          finish(self, at);
-        }
-      });
+  // The store's request and its handlers share the events and positions, none copies them.
+  consumer_state::write w{std::make_shared<const std::vector<event>>(std::move(events)),
+                          std::make_shared<const std::vector<position>>(std::move(where))};
+  send_write(self, self->state.next_write++, std::move(w));
 }
 
 } // namespace
@@ -205,6 +298,7 @@ consumer(self_pointer self, store_actor store, std::shared_ptr<kafka::consumer_c
       if (!offsets.empty())
         st.client->commit(offsets);
     },
+    [=](retry_atom) { retry(self); },
     [=](revoke_atom, std::vector<kafka::partition_offset>& leaving)
       -> caf::result<std::vector<kafka::partition_offset>> {
       auto& st = self->state;

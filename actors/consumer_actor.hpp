@@ -1,6 +1,7 @@
 // The consumer: validates each record from the topic, hands valid events to the store, skips
 // what it cannot use, and commits a position only once the store has answered for every record
-// before it in its partition (at least once).
+// before it in its partition (at least once). While the store cannot reach its database it
+// pauses consumption and retries, with backoff, what the store could not take.
 #pragma once
 
 #include <chrono>
@@ -54,12 +55,24 @@ struct consumer_state {
     }
   };
 
+  // A poll's valid events on their way to the store, and where each was read.
+  struct write {
+    event_batch events;
+    origin_batch origins;
+  };
+
   store_actor store;
   std::shared_ptr<kafka::consumer_client> client;
   std::map<partition_key, partition_progress, partition_order> partitions;
   bool commit_scheduled = false;
   std::vector<pending_revocation> revocations;
   uint64_t next_revocation = 0;
+  // While the store cannot reach its database: consumption is paused, and the writes it could
+  // not take wait here, by the order they were first sent, for the next retry.
+  bool store_down = false;
+  std::map<uint64_t, write> waiting;
+  uint64_t next_write = 0;
+  std::chrono::milliseconds backoff{0};
 
   // The partition's progress, tracked from now on if it was not yet.
   partition_progress& progress(std::string_view topic, int32_t partition);
@@ -71,6 +84,9 @@ struct consumer_state {
   // owner does not read them again. Bounded: the whole group waits while one member revokes, and
   // the polling thread gives up on an answer after 5 s.
   static constexpr std::chrono::milliseconds revoke_wait{3000};
+  // The store is tried again after this, doubled on each failure up to the most.
+  static constexpr std::chrono::milliseconds first_backoff{200};
+  static constexpr std::chrono::milliseconds max_backoff{5000};
   static inline const char* name = "consumer";
 };
 

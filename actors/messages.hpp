@@ -18,6 +18,7 @@
 #include "core/event.hpp"
 #include "core/text_arena.hpp"
 #include "core/reply_box.hpp"
+#include "core/store_backend.hpp"
 #include "core/kafka_clients.hpp"
 
 namespace uas {
@@ -25,11 +26,10 @@ namespace uas {
 // -- atoms --------------------------------------------------------------------
 
 using add_if_new_atom = caf::atom_constant<caf::atom("addifnew")>;
-using get_all_atom = caf::atom_constant<caf::atom("getall")>;
 using get_json_atom = caf::atom_constant<caf::atom("getjson")>;
-using has_atom = caf::atom_constant<caf::atom("has")>;
-using count_atom = caf::atom_constant<caf::atom("count")>;
-using clear_atom = caf::atom_constant<caf::atom("clear")>;
+using find_atom = caf::atom_constant<caf::atom("find")>;
+using erase_atom = caf::atom_constant<caf::atom("erase")>;
+using expire_atom = caf::atom_constant<caf::atom("expire")>;
 using publish_atom = caf::atom_constant<caf::atom("publish")>;
 using deliveries_atom = caf::atom_constant<caf::atom("deliveries")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
@@ -44,24 +44,29 @@ using ok_atom = caf::ok_atom;
 // Events for the store in one message, shared rather than copied: the consumer reads them again
 // for its log lines once the store has answered, and neither side changes them.
 using event_batch = std::shared_ptr<const std::vector<event>>;
+// Where each event of a batch was read from the topic, in the same order.
+using origin_batch = std::shared_ptr<const std::vector<kafka::partition_offset>>;
 
-// Owns the processed events and their deduplication by eventId.
+// Owns the processed events and their deduplication by eventId, in whichever back end
+// (core/store_backend.hpp). Its errors are store_error codes.
 using store_actor = caf::typed_actor<
-  // Stores the event unless one with its eventId is stored; true if it was new.
-  caf::replies_to<add_if_new_atom, event>::with<bool>,
-  // The same for each event of a batch, in order: one message for a whole poll.
-  caf::replies_to<add_if_new_atom, event_batch>::with<std::vector<bool>>,
-  // Every stored event, in the order it was first stored.
-  caf::replies_to<get_all_atom>::with<std::vector<event>>,
-  // The same as the JSON array GET /events/processed answers, read in place from the store's
-  // memory (which it keeps alive) rather than copied: a GET costs the store next to nothing.
-  caf::replies_to<get_json_atom>::with<shared_text>,
-  // Whether an event with this eventId is stored.
-  caf::replies_to<has_atom, std::string>::with<bool>,
-  // How many events are stored.
-  caf::replies_to<count_atom>::with<uint64_t>,
-  // Forgets every stored event.
-  caf::replies_to<clear_atom>::with<ok_atom>>;
+  // Stores each event of a batch (a whole poll) unless its eventId is stored, in order; answers
+  // one outcome per event once they are durable. store_error::unavailable: nothing was stored,
+  // and the same batch may be sent again later.
+  caf::replies_to<add_if_new_atom, event_batch, origin_batch>::with<std::vector<write_outcome>>,
+  // The stored events a query selects, as the JSON array GET /events/processed answers. The
+  // whole store is read in place from the memory store's blocks (which the answer keeps alive)
+  // rather than copied: a GET of everything costs that store next to nothing.
+  caf::replies_to<get_json_atom, event_query>::with<event_page>,
+  // One stored event's JSON by its eventId, or store_error::not_found.
+  caf::replies_to<find_atom, std::string>::with<std::string>,
+  // Erases one user's stored events; answers how many there were.
+  caf::replies_to<erase_atom, std::string>::with<uint64_t>>;
+
+// The store's own messages on top of its public interface.
+using store_actor_impl = store_actor::extend<
+  // Time to erase events older than the retention period (a batch of them).
+  caf::reacts_to<expire_atom>>;
 
 // -- producer -----------------------------------------------------------------
 
@@ -100,7 +105,9 @@ using consumer_actor_impl = consumer_actor::extend<
   // Time to commit the positions done since the last commit.
   caf::reacts_to<commit_atom>,
   // Revocation `id` has waited long enough for the store: answer what is done.
-  caf::reacts_to<revoke_due_atom, uint64_t>>;
+  caf::reacts_to<revoke_due_atom, uint64_t>,
+  // The store's backoff is over: send it the oldest batch it could not take again.
+  caf::reacts_to<retry_atom>>;
 
 // -- http ---------------------------------------------------------------------
 
@@ -109,8 +116,12 @@ using consumer_actor_impl = consumer_actor::extend<
 using publish_reply = std::shared_ptr<reply_box<ok_atom>>;
 // A batch's outcome, each event's in order.
 using batch_reply = std::shared_ptr<reply_box<batch_outcome>>;
-// Every stored event as a JSON array, or why not.
-using processed_reply = std::shared_ptr<reply_box<shared_text>>;
+// Stored events as a JSON array (a page of them), or why not.
+using processed_reply = std::shared_ptr<reply_box<event_page>>;
+// One stored event's JSON, or why not (store_error::not_found among the reasons).
+using event_reply = std::shared_ptr<reply_box<std::string>>;
+// How many events were erased, or why none.
+using erased_reply = std::shared_ptr<reply_box<uint64_t>>;
 
 // Turns each HTTP route into a typed request to the actor that owns the answer.
 using http_actor = caf::typed_actor<
@@ -118,15 +129,23 @@ using http_actor = caf::typed_actor<
   caf::reacts_to<publish_atom, event, publish_reply>,
   // POST /events/batch, its valid events: publish them in one message and report each outcome.
   caf::reacts_to<publish_atom, event_batch, batch_reply>,
-  // GET /events/processed: every stored event, as a JSON array.
-  caf::reacts_to<get_json_atom, processed_reply>>;
+  // GET /events/processed: the stored events the query selects, as a JSON array.
+  caf::reacts_to<get_json_atom, event_query, processed_reply>,
+  // GET /events/processed/{eventId}: one stored event.
+  caf::reacts_to<find_atom, std::string, event_reply>,
+  // DELETE /events/processed?userId=: erases one user's stored events.
+  caf::reacts_to<erase_atom, std::string, erased_reply>>;
 
 } // namespace uas
 
-// Reply boxes, shared batches and shared text are local by nature: they never cross a process
-// boundary, so need no serialization.
+// Reply boxes, shared batches and shared text (and pages of it) are local by nature: they never
+// cross a process boundary, so need no serialization.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(uas::publish_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(uas::batch_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(uas::processed_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(uas::event_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(uas::erased_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(uas::event_batch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(uas::origin_batch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(uas::shared_text)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(uas::event_page)

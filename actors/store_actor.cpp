@@ -1,113 +1,66 @@
 #include "actors/store_actor.hpp"
 
-#include <functional>
-
-#include "core/metrics.hpp"
+#include "core/log.hpp"
 
 namespace uas {
 
 namespace {
 
-// Where to_json puts the eventId's text: right after {"eventId":"
-constexpr size_t id_offset = sizeof(R"({"eventId":")") - 1;
+using self_pointer = store_actor_impl::stateful_pointer<store_state>;
 
-uint32_t hash_of(std::string_view id) {
-  return static_cast<uint32_t>(std::hash<std::string_view>{}(id));
+void expire(self_pointer self) {
+  auto& st = self->state;
+  auto cutoff = std::chrono::system_clock::now() - st.retention;
+  auto expired = st.backend->expire(cutoff, store_state::expire_batch);
+  if (!expired) {
+    log::warn("Expiring old events failed", {{"error", self->system().render(expired.error())}});
+  } else if (*expired > 0) {
+    log::info("Expired stored events", {{"count", static_cast<int64_t>(*expired)},
+                                        {"retentionDays", static_cast<int64_t>(st.retention.count() / 24)}});
+    if (*expired == store_state::expire_batch) {
+      self->send(self, expire_atom::value);
+      return;
+    }
+  }
+  self->delayed_send(self, store_state::expire_interval, expire_atom::value);
 }
 
 } // namespace
 
-size_t store_state::slot_of(std::string_view id, uint32_t hash) const {
-  size_t mask = slots.size() - 1;
-  for (size_t i = hash & mask;; i = (i + 1) & mask) {
-    auto& s = slots[i];
-    if (s.position_plus_one == 0 || (s.hash == hash && events[s.position_plus_one - 1].id == id))
-      return i;
-  }
-}
-
-void store_state::grow() {
-  // Doubling stalls the store's thread, and the consumer with it: map the new table's pages at
-  // once (2 MB at about 92,000 events) rather than page by page as its zeros are written.
-  auto size = slots.size() * 2;
-  std::vector<slot> bigger;
-  bigger.reserve(size);
-  prefault(reinterpret_cast<char*>(bigger.data()), size * sizeof(slot));
-  bigger.resize(size);
-  size_t mask = bigger.size() - 1;
-  for (auto& s : slots) {
-    if (s.position_plus_one == 0)
-      continue;
-    size_t i = s.hash & mask;
-    while (bigger[i].position_plus_one != 0)
-      i = (i + 1) & mask;
-    bigger[i] = s;
-  }
-  slots.swap(bigger);
-}
-
-bool store_state::add_if_new(const event& e) {
-  // At most 70 % full, so that probes stay short.
-  if ((events.size() + 1) * 10 > slots.size() * 7)
-    grow();
-  auto hash = hash_of(e.event_id);
-  auto& place = slots[slot_of(e.event_id, hash)];
-  if (place.position_plus_one != 0)
-    return false;
-  auto text = texts.keep(to_json(e), events.empty() ? "[" : ",");
-  std::string_view id = text.substr(id_offset, e.event_id.size());
-  if (id != e.event_id || text[id_offset + e.event_id.size()] != '"')
-    id = escaped_ids.keep(e.event_id);
-  events.push_back({text, id});
-  place = {static_cast<uint32_t>(events.size()), hash};
-  metrics::global().store_events.set(static_cast<int64_t>(events.size()));
-  return true;
-}
-
-bool store_state::contains(std::string_view id) const {
-  return slots[slot_of(id, hash_of(id))].position_plus_one != 0;
-}
-
-void store_state::clear() {
-  events.clear();
-  texts.clear();
-  escaped_ids.clear();
-  slots.assign(initial_slots, slot{});
-  metrics::global().store_events.set(0);
-}
-
-shared_text store_state::json_array() const {
-  if (events.empty())
-    return shared_text{"[]"};
-  auto array = texts.contents();
-  array.append("]");
-  return array;
-}
-
-store_actor::behavior_type store(store_actor::stateful_pointer<store_state> self) {
+store_actor_impl::behavior_type store(self_pointer self, std::shared_ptr<store_backend> backend,
+                                      std::chrono::hours retention) {
+  self->state.backend = std::move(backend);
+  self->state.retention = retention;
+  if (retention.count() > 0)
+    self->send(self, expire_atom::value);
   return {
-    [=](add_if_new_atom, const event& e) { return self->state.add_if_new(e); },
-    [=](add_if_new_atom, const event_batch& batch) {
-      std::vector<bool> added;
-      added.reserve(batch->size());
-      for (auto& e : *batch)
-        added.push_back(self->state.add_if_new(e));
-      return added;
+    [=](add_if_new_atom, const event_batch& batch, const origin_batch& origins)
+      -> caf::result<std::vector<write_outcome>> {
+      auto outcomes = self->state.backend->add_if_new(*batch, *origins);
+      if (!outcomes)
+        return std::move(outcomes.error());
+      return std::move(*outcomes);
     },
-    [=](get_all_atom) {
-      std::vector<event> all;
-      all.reserve(self->state.events.size());
-      for (auto& e : self->state.events)
-        all.push_back(parse_event_message(e.text).value);
-      return all;
+    [=](get_json_atom, const event_query& query) -> caf::result<event_page> {
+      auto page = self->state.backend->read(query);
+      if (!page)
+        return std::move(page.error());
+      return std::move(*page);
     },
-    [=](get_json_atom) { return self->state.json_array(); },
-    [=](has_atom, const std::string& id) { return self->state.contains(id); },
-    [=](count_atom) { return static_cast<uint64_t>(self->state.events.size()); },
-    [=](clear_atom) {
-      self->state.clear();
-      return ok_atom::value;
+    [=](find_atom, const std::string& id) -> caf::result<std::string> {
+      auto text = self->state.backend->find(id);
+      if (!text)
+        return std::move(text.error());
+      return std::move(*text);
     },
+    [=](erase_atom, const std::string& user) -> caf::result<uint64_t> {
+      auto erased = self->state.backend->erase_user(user);
+      if (!erased)
+        return std::move(erased.error());
+      log::info("Erased stored events", {{"userId", user}, {"count", static_cast<int64_t>(*erased)}});
+      return *erased;
+    },
+    [=](expire_atom) { expire(self); },
   };
 }
 

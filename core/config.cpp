@@ -9,7 +9,9 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <sstream>
+#include <string_view>
 #include <vector>
 
 #include <unistd.h>
@@ -55,6 +57,10 @@ const std::vector<variable> variables = {
   {"KAFKA_SASL_PASSWORD", "", "SASL password (sasl_* protocols); never logged"},
   {"KAFKA_SSL_CA_LOCATION", "", "CA certificate file or directory (ssl protocols); unset: the system's"},
   {"CORS_ALLOWED_ORIGINS", "", "origins allowed to POST from a browser: scheme://host[:port],... or *"},
+  {"STORE_URL", "memory", "`memory`, or a libpq URI postgresql://user:password@host:port/db?..."},
+  {"STORE_RETENTION_DAYS", "0", "stored events older than this are deleted; 0: kept forever"},
+  {"STORE_MEMORY_MAX_EVENTS", "1000000",
+   "the memory store's bound: beyond it the oldest events leave the view and deduplication"},
 };
 
 [[noreturn]] void fail(const std::string& name, const std::string& value, const std::string& why) {
@@ -189,6 +195,106 @@ std::vector<std::string> parse_origins(const std::string& name, const std::strin
   return origins;
 }
 
+bool is_hex(char c) {
+  return std::isxdigit(static_cast<unsigned char>(c)) != 0;
+}
+
+// Whether `text` is percent-encoded properly and holds no spaces or control characters.
+bool is_url_text(std::string_view text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c <= 0x20 || c == 0x7f)
+      return false;
+    if (c == '%' && !(i + 2 < text.size() && is_hex(text[i + 1]) && is_hex(text[i + 2])))
+      return false;
+  }
+  return true;
+}
+
+// The parts of a libpq connection URI: postgresql://[user[:password]@][host[:port][,...]][/db][?k=v&...]
+struct url_parts {
+  std::string_view userinfo, hosts, path, query;
+};
+
+// The parts of a URL of any scheme, or nothing if it has none.
+std::optional<url_parts> split_any_url(std::string_view url) {
+  auto scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos)
+    return std::nullopt;
+  auto rest = url.substr(scheme_end + 3);
+  url_parts parts;
+  auto query_at = rest.find('?');
+  if (query_at != std::string_view::npos) {
+    parts.query = rest.substr(query_at + 1);
+    rest = rest.substr(0, query_at);
+  }
+  auto path_at = rest.find('/');
+  if (path_at != std::string_view::npos) {
+    parts.path = rest.substr(path_at + 1);
+    rest = rest.substr(0, path_at);
+  }
+  auto at = rest.rfind('@');
+  if (at != std::string_view::npos) {
+    parts.userinfo = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+  }
+  parts.hosts = rest;
+  return parts;
+}
+
+// The parts of a libpq connection URI, or nothing if it is not one.
+std::optional<url_parts> split_url(std::string_view url) {
+  if (url.substr(0, 13) != "postgresql://" && url.substr(0, 11) != "postgres://")
+    return std::nullopt;
+  return split_any_url(url);
+}
+
+bool is_host_list(std::string_view hosts) {
+  if (hosts.empty())
+    return true; // libpq's default: the local socket
+  size_t start = 0;
+  while (true) {
+    auto comma = hosts.find(',', start);
+    auto host = hosts.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    std::string_view port;
+    if (!host.empty() && host[0] == '[') { // an IPv6 address
+      auto close = host.find(']');
+      if (close == std::string_view::npos || close == 1)
+        return false;
+      auto after = host.substr(close + 1);
+      if (!after.empty() && (after[0] != ':' || (port = after.substr(1)).empty()))
+        return false;
+    } else if (auto colon = host.find(':'); colon != std::string_view::npos) {
+      port = host.substr(colon + 1);
+      if (port.empty())
+        return false;
+    }
+    if (!port.empty() && !is_port(std::string{port}))
+      return false;
+    if (comma == std::string_view::npos)
+      return true;
+    start = comma + 1;
+  }
+}
+
+std::string parse_store_url(const std::string& name, const std::string& value) {
+  if (value == "memory")
+    return value;
+  const char* expected = "expected `memory` or postgresql://[user[:password]@]host[:port][/db][?param=value&...]";
+  auto parts = split_url(value);
+  if (!parts || !is_url_text(value) || !is_host_list(parts->hosts))
+    fail(name, redact_url(value), expected);
+  std::string_view query = parts->query;
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto pair = query.substr(0, amp);
+    if (pair.find('=') == std::string_view::npos || pair.front() == '=')
+      fail(name, redact_url(value), std::string{expected} + " (a parameter without a value)");
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+  }
+  return value;
+}
+
 std::string trim(const std::string& s) {
   auto first = s.find_first_not_of(" \t\r");
   if (first == std::string::npos)
@@ -258,7 +364,49 @@ config load_config(const env_lookup& lookup) {
   if (!c.tls_cert_file.empty() && c.tls_key_file.empty())
     contradict("TLS_KEY_FILE", "is required with TLS_CERT_FILE");
   c.kafka_auth = parse_kafka_security(get, c.embedded_broker());
+  c.store_url = parse_store_url("STORE_URL", get("STORE_URL"));
+  c.store_retention_days = static_cast<int>(integer("STORE_RETENTION_DAYS", 0, 36500));
+  c.store_memory_max_events =
+    static_cast<uint64_t>(integer("STORE_MEMORY_MAX_EVENTS", 1, 1'000'000'000));
   return c;
+}
+
+std::string redact_url(const std::string& url) {
+  // Every place a password can be: after user: in a URL, and as a password= setting anywhere
+  // (in the query, or in a keyword=value string that is no URL at all).
+  std::vector<std::pair<size_t, size_t>> secrets; // where, how long
+  if (auto parts = split_any_url(url)) {
+    if (auto colon = parts->userinfo.find(':'); colon != std::string_view::npos)
+      secrets.emplace_back(static_cast<size_t>(parts->userinfo.data() - url.data()) + colon + 1,
+                           parts->userinfo.size() - colon - 1);
+  }
+  for (auto at = url.find("password="); at != std::string::npos; at = url.find("password=", at + 1)) {
+    auto start = at + 9;
+    auto end = url.find_first_of("& \t", start);
+    secrets.emplace_back(start, (end == std::string::npos ? url.size() : end) - start);
+  }
+  std::sort(secrets.begin(), secrets.end());
+  std::string shown = url;
+  // From the end backwards, so that the places found in `url` still hold in `shown`.
+  for (auto it = secrets.rbegin(); it != secrets.rend(); ++it)
+    shown.replace(it->first, it->second, "***");
+  return shown;
+}
+
+std::string url_hosts(const std::string& url) {
+  auto parts = split_url(url);
+  if (!parts)
+    return url;
+  if (!parts->hosts.empty())
+    return std::string{parts->hosts};
+  for (std::string_view query = parts->query; !query.empty();) {
+    auto amp = query.find('&');
+    auto pair = query.substr(0, amp);
+    if (pair.substr(0, 5) == "host=")
+      return std::string{pair.substr(5)};
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+  }
+  return "localhost";
 }
 
 std::map<std::string, std::string> parse_dotenv(const std::string& text) {

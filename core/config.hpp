@@ -58,9 +58,21 @@ struct config {
   // Origins (scheme://host[:port]) whose browser pages may POST events; "*" for any.
   std::vector<std::string> cors_allowed_origins;
 
+  // "memory", or a libpq connection URI: it may hold a password, so show it with redact_url().
+  std::string store_url = "memory";
+  int store_retention_days = 0; // 0: keep forever
+  uint64_t store_memory_max_events = 1'000'000;
+
   bool embedded_broker() const { return kafka_brokers == "embedded"; }
   bool tls() const { return !tls_cert_file.empty(); }
+  bool memory_store() const { return store_url == "memory"; }
 };
+
+// A database URL as it may be shown (logs, errors, --help): its password, if any, masked.
+std::string redact_url(const std::string& url);
+
+// The hosts (host[:port], comma-separated) a database URL names, for messages about reaching them.
+std::string url_hosts(const std::string& url);
 
 // A variable whose value does not parse; `what()` names it.
 struct config_error : std::runtime_error {

@@ -349,6 +349,12 @@ std::string to_json(const event& e) {
   return out;
 }
 
+std::string json_escaped(std::string_view text) {
+  std::string quoted;
+  append_escaped(quoted, text);
+  return quoted.substr(1, quoted.size() - 2);
+}
+
 std::string make_uuid() {
   // The kernel's random source, fetched 256 UUIDs at a time: one getrandom call per POST cost
   // more than the rest of the stamping.

@@ -78,6 +78,9 @@ parse_result parse_event_message(std::string_view text);
 // The event's JSON text: what goes on the topic and what GET /events/processed returns.
 std::string to_json(const event& e);
 
+// `text` as to_json writes it between a JSON string's quotes.
+std::string json_escaped(std::string_view text);
+
 // A fresh random (version 4) UUID in lower-case canonical form.
 std::string make_uuid();
 

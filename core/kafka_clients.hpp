@@ -71,6 +71,10 @@ public:
   // Commits these positions for the group, without waiting: within a second, and in any case
   // before their partitions move to another member or the consumer closes.
   virtual void commit(const std::vector<partition_offset>& offsets) = 0;
+  // Stops fetching from every partition assigned now or later, until resume(). Records fetched
+  // before may still arrive. Does not block.
+  virtual void pause() = 0;
+  virtual void resume() = 0;
 };
 
 // What a consumer client tells its owner, from the client's own polling thread.

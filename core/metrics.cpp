@@ -161,6 +161,9 @@ std::string registry::render() const {
                  "Messages skipped as unreadable: null, not JSON, not an object.", events_malformed);
   counter_family("events_invalid_total", "Messages skipped as JSON objects that are no valid event.",
                  events_invalid);
+  counter_family("events_rejected_total",
+                 "Events skipped because the database refused their data (store-rejected).",
+                 events_rejected);
   header(out, "http_requests_total", "counter", "HTTP requests answered.");
   http_requests.render(out, "http_requests_total");
   header(out, "http_requests_rejected_total", "counter",
@@ -169,7 +172,13 @@ std::string registry::render() const {
   http_requests_rejected.render(out, "http_requests_rejected_total", "reason");
   header(out, "http_request_duration_seconds", "histogram", "Time to answer an HTTP request.");
   http_request_duration.render(out, "http_request_duration_seconds");
-  gauge_family("store_events", "Events in the store.", store_events.get());
+  gauge_family("store_events", "Events in the memory store.", store_events.get());
+  counter_family("store_events_dropped_total",
+                 "Events the memory store let go, oldest first, to stay within "
+                 "STORE_MEMORY_MAX_EVENTS; their eventIds are no longer deduplicated.",
+                 store_events_dropped);
+  gauge_family("store_up", "1 while the store reaches its database.",
+               !store_up || store_up() ? 1 : 0);
   gauge_family("consumer_assigned_partitions",
                "Partitions of the topic this instance's consumer owns in its group.",
                consumer_assigned_partitions.get());

@@ -93,6 +93,7 @@ struct registry {
   counter events_duplicate;
   counter events_malformed;
   counter events_invalid;
+  counter events_rejected;
   request_counter http_requests;
   // Requests turned away before any work, by reason (in_flight_limit, brokers_down).
   labelled_counter http_requests_rejected;
@@ -100,6 +101,9 @@ struct registry {
   gauge store_events;
   gauge consumer_assigned_partitions;
   partition_gauge consumer_lag;
+  counter store_events_dropped;
+  // Read at scrape time: whether the store reaches its database (always, in memory).
+  std::function<bool()> store_up;
   // Read at scrape time: whether Kafka is fine, as readiness sees it.
   std::function<bool()> kafka_up;
   // Read at scrape time: events handed to the producer and not yet answered.

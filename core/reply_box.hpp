@@ -8,6 +8,8 @@
 #include <functional>
 #include <string>
 
+#include <caf/error.hpp>
+
 namespace uas {
 
 // One thread waits until another says the answer is in, with one system call on each side: a
@@ -39,8 +41,11 @@ public:
     value_ = std::move(value);
     signal_.raise();
   }
-  void fail(std::string why) {
+  // `code`, when the answering actor gave one, lets the waiter tell failures apart by kind
+  // (a store_error, say) rather than by wording.
+  void fail(std::string why, caf::error code = {}) {
     error_ = std::move(why);
+    code_ = std::move(code);
     signal_.raise();
   }
 
@@ -52,11 +57,13 @@ public:
   // Read once wait() returned true: the answer, unless error() says why there is none.
   T& value() { return value_; }
   const std::string& error() const { return error_; }
+  const caf::error& code() const { return code_; }
 
 private:
   answer_signal signal_;
   T value_{};
   std::string error_;
+  caf::error code_;
 };
 
 } // namespace uas

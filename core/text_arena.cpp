@@ -25,6 +25,20 @@ void shared_text::append(std::string_view piece, std::shared_ptr<const char[]> o
   size_ += piece.size();
 }
 
+shared_text shared_text::of(std::string text) {
+  auto holder = std::make_shared<const std::string>(std::move(text));
+  shared_text owned;
+  // The pointer shares the string's ownership, and points at its characters.
+  owned.append(*holder, std::shared_ptr<const char[]>{holder, holder->data()});
+  return owned;
+}
+
+void shared_text::append(const shared_text& more) {
+  pieces_.insert(pieces_.end(), more.pieces_.begin(), more.pieces_.end());
+  owners_.insert(owners_.end(), more.owners_.begin(), more.owners_.end());
+  size_ += more.size_;
+}
+
 bool shared_text::write(size_t offset, size_t length,
                         const std::function<bool(const char*, size_t)>& write) const {
   for (auto piece : pieces_) {
@@ -76,6 +90,33 @@ shared_text text_arena::contents() const {
   for (auto& b : blocks_)
     all.append({b.data.get(), b.used}, b.data);
   return all;
+}
+
+shared_text text_arena::contents_from(const char* at) const {
+  shared_text tail;
+  bool found = false;
+  for (auto& b : blocks_) {
+    const char* begin = b.data.get();
+    if (!found && at >= begin && at < begin + b.used) {
+      found = true;
+      begin = at;
+    }
+    if (found)
+      tail.append({begin, static_cast<size_t>(b.data.get() + b.used - begin)}, b.data);
+  }
+  return tail;
+}
+
+void text_arena::release_before(const char* at) {
+  size_t unread = 0;
+  while (unread < blocks_.size()) {
+    auto& b = blocks_[unread];
+    if (at >= b.data.get() && at < b.data.get() + b.size)
+      break;
+    ++unread;
+  }
+  if (unread < blocks_.size())
+    blocks_.erase(blocks_.begin(), blocks_.begin() + static_cast<std::ptrdiff_t>(unread));
 }
 
 void text_arena::clear() {

@@ -23,8 +23,13 @@ public:
   shared_text() = default;
   explicit shared_text(std::string_view literal) { append(literal); }
 
+  // `text` itself, owned by the result from now on.
+  static shared_text of(std::string text);
+
   // Adds `piece` at the end; `owner` keeps its memory alive (none for a literal).
   void append(std::string_view piece, std::shared_ptr<const char[]> owner = nullptr);
+  // Adds every piece of `more` at the end, sharing what they are read from.
+  void append(const shared_text& more);
 
   size_t size() const { return size_; }
 
@@ -52,6 +57,11 @@ public:
   // Everything kept so far, in order, separators included: the blocks are shared, not copied,
   // and outlive clear() for as long as the result does.
   shared_text contents() const;
+  // The same from `at`, a place inside a kept text, on.
+  shared_text contents_from(const char* at) const;
+
+  // Frees the blocks that end before `at`: nothing before it is read again.
+  void release_before(const char* at);
 
   void clear();
 

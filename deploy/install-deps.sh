@@ -6,20 +6,21 @@
 #   test     build + the real Kafka clients the integration tests drive (kcat, python3-kafka,
 #            Node.js for kafkajs), curl, jq, openssl (test certificates), docker-compose (to
 #            validate the compose file), prometheus (promtool) and haproxy (to check the
-#            monitoring and load balancer configurations)
+#            monitoring and load balancer configurations), and the PostgreSQL server the
+#            store's tests start themselves
 #   bench    build + wrk, curl and bc for bench/run.sh
 set -euo pipefail
 
 build=(g++ cmake make pkg-config libcaf-dev librdkafka-dev libcpp-httplib-dev nlohmann-json3-dev
-       libspdlog-dev catch2 libssl-dev)
+       libspdlog-dev catch2 libssl-dev libpq-dev)
 runtime=(libcaf-core0.17 librdkafka++1 librdkafka1 libcpp-httplib0.11 libspdlog1.10 libfmt9
-         libssl3 ca-certificates curl)
+         libssl3 libpq5 ca-certificates curl)
 
 case "${1:-build}" in
   build)   wanted=("${build[@]}") ;;
   runtime) wanted=("${runtime[@]}") ;;
   test)    wanted=("${build[@]}" kcat python3-kafka curl jq openssl docker-compose prometheus
-                   haproxy) ;;
+                   haproxy postgresql-15) ;;
   bench)   wanted=("${build[@]}" wrk curl bc) ;;
   *) echo "usage: $0 [build|runtime|test|bench]" >&2; exit 2 ;;
 esac

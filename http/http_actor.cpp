@@ -25,10 +25,20 @@ http_actor::behavior_type http(http_actor::stateful_pointer<http_state> self,
                 reply->fail(why.empty() ? "publish failed" : why);
               });
     },
-    [=](get_json_atom, const processed_reply& reply) {
-      self->request(self->state.store, caf::infinite, get_json_atom::value)
-        .then([=](shared_text& array) { reply->answer(std::move(array)); },
-              [=](caf::error& err) { reply->fail("store failed: " + self->system().render(err)); });
+    [=](get_json_atom, event_query& query, const processed_reply& reply) {
+      self->request(self->state.store, caf::infinite, get_json_atom::value, std::move(query))
+        .then([=](event_page& page) { reply->answer(std::move(page)); },
+              [=](caf::error& err) { reply->fail(self->system().render(err), err); });
+    },
+    [=](find_atom, std::string& id, const event_reply& reply) {
+      self->request(self->state.store, caf::infinite, find_atom::value, std::move(id))
+        .then([=](std::string& text) { reply->answer(std::move(text)); },
+              [=](caf::error& err) { reply->fail(self->system().render(err), err); });
+    },
+    [=](erase_atom, std::string& user, const erased_reply& reply) {
+      self->request(self->state.store, caf::infinite, erase_atom::value, std::move(user))
+        .then([=](uint64_t erased) { reply->answer(erased); },
+              [=](caf::error& err) { reply->fail(self->system().render(err), err); });
     },
   };
 }

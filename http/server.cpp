@@ -5,6 +5,7 @@
 #include <cctype>
 #include <map>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <thread>
 
@@ -31,12 +32,15 @@ using json = nlohmann::json;
 // The largest request body each route takes, counted after decompression.
 constexpr size_t max_event_bytes = max_event_request_bytes;
 constexpr size_t max_batch_bytes = 5 * 1024 * 1024;
+// The most events one page of GET /events/processed may ask for.
+constexpr uint64_t max_page = 10'000;
 
 // Each route's path and the methods it answers; any other method there is a 405.
 const std::map<std::string, std::string> allowed_methods = {
   {"/events/generate", "POST, OPTIONS"},
   {"/events/batch", "POST, OPTIONS"},
-  {"/events/processed", "GET, HEAD"},
+  {"/events/processed", "GET, HEAD, DELETE"},
+  {"/events/processed/{eventId}", "GET, HEAD"},
   {"/health", "GET, HEAD"},
   {"/health/ready", "GET, HEAD"},
   {"/metrics", "GET, HEAD"},
@@ -45,6 +49,10 @@ const std::map<std::string, std::string> allowed_methods = {
 // The route label of a request in metrics: its path if it is one of ours, so that stray paths
 // cannot grow the number of series.
 std::string_view route_of(const httplib::Request& req) {
+  constexpr std::string_view one_event = "/events/processed/";
+  if (req.path.size() > one_event.size() && req.path.compare(0, one_event.size(), one_event) == 0
+      && req.path.find('/', one_event.size()) == std::string::npos)
+    return "/events/processed/{eventId}";
   auto it = allowed_methods.find(req.path);
   return it != allowed_methods.end() ? std::string_view{it->first} : "unmatched";
 }
@@ -212,6 +220,90 @@ bool read_body(const httplib::ContentReader& read, httplib::Response& res, std::
   if (!whole)
     res.set_header("Connection", "close"); // the rest of the body is still on its way
   return false;
+}
+
+void reply_invalid(httplib::Response& res, const std::vector<validation_error>& problems) {
+  reply(res, 400, {{"message", "Invalid request parameters"}, {"errors", error_list(problems)}});
+}
+
+// A store's failure as HTTP says it: unreachable for now (503, try again), or broken (500).
+void reply_store_failure(httplib::Response& res, const caf::error& code, const std::string& why) {
+  if (code == store_error::unavailable) {
+    res.set_header("Retry-After", "1");
+    return reply_message(res, 503, "Store unavailable: the database cannot be reached");
+  }
+  throw std::runtime_error{why}; // logged and answered 500 by the handler
+}
+
+// A query parameter as it goes into a URL: every byte but the unreserved ones percent-encoded.
+std::string url_encoded(const std::string& value) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : value) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+// The query of GET /events/processed, or every problem with its parameters. Each parameter at
+// most once; one this route does not know is a mistake worth telling (a misspelt filter would
+// otherwise answer everything).
+event_query read_query(const httplib::Request& req, std::vector<validation_error>& problems) {
+  event_query q;
+  std::set<std::string> seen;
+  for (auto& [name, value] : req.params) {
+    if (!seen.insert(name).second)
+      continue;
+    if (name != "limit" && name != "after" && name != "userId" && name != "eventType") {
+      problems.push_back({name, name + " is not a parameter of this route (limit, after, userId, "
+                                       "eventType)"});
+      continue;
+    }
+    if (req.get_param_value_count(name) > 1) {
+      problems.push_back({name, name + " appears more than once"});
+      continue;
+    }
+    bool digits = !value.empty() && value.size() <= 19
+                  && value.find_first_not_of("0123456789") == std::string::npos;
+    if (name == "limit") {
+      if (!digits || std::stoull(value) < 1 || std::stoull(value) > max_page)
+        problems.push_back({name, "limit must be a whole number from 1 to "
+                                    + std::to_string(max_page)});
+      else
+        q.limit = static_cast<uint32_t>(std::stoull(value));
+    } else if (name == "after") {
+      if (!digits)
+        problems.push_back({name, "after must be a cursor, as the Link header of the page "
+                                  "before gives it"});
+      else
+        q.after = std::stoull(value);
+    } else if (name == "userId") {
+      if (value.empty())
+        problems.push_back({name, "userId must not be empty"});
+      q.user_id = value;
+    } else if (!is_event_type(value)) {
+      problems.push_back({name, "eventType must be one of LOGIN, LOGOUT, PRODUCT_VIEW"});
+    } else {
+      q.event_type = value;
+    }
+  }
+  return q;
+}
+
+// The URL of the page after one that ended at cursor `next` (RFC 8288: relative to the request).
+std::string next_link(const event_query& q, uint64_t next) {
+  auto url = "/events/processed?limit=" + std::to_string(q.limit) + "&after=" + std::to_string(next);
+  if (!q.user_id.empty())
+    url += "&userId=" + url_encoded(q.user_id);
+  if (!q.event_type.empty())
+    url += "&eventType=" + q.event_type;
+  return "<" + url + ">; rel=\"next\"";
 }
 
 std::string default_message(const httplib::Request& req, int status) {
@@ -419,8 +511,8 @@ struct http_server::impl {
       // as HTTP, so where the next one starts on this connection is anyone's guess.
       if (res.body.empty() && (res.status == 400 || res.status == 414))
         res.set_header("Connection", "close");
-      if (res.status == 404) {
-        if (auto it = allowed_methods.find(req.path); it != allowed_methods.end()) {
+      if (res.status == 404 && res.body.empty()) {
+        if (auto it = allowed_methods.find(std::string{route_of(req)}); it != allowed_methods.end()) {
           res.status = 405;
           res.set_header("Allow", it->second);
         }
@@ -512,21 +604,27 @@ struct http_server::impl {
     reply(res, all_created ? 201 : 207, {{"results", std::move(results)}});
   }
 
-  // GET /events/processed.
-  void processed(httplib::Response& res) {
+  // GET /events/processed: every stored event, or a page of those the query selects.
+  void processed(const httplib::Request& req, httplib::Response& res) {
+    std::vector<validation_error> problems;
+    auto query = read_query(req, problems);
+    if (!problems.empty())
+      return reply_invalid(res, problems);
     auto outcome = std::make_shared<processed_reply::element_type>();
-    caf::anon_send(relay, get_json_atom::value, outcome);
+    caf::anon_send(relay, get_json_atom::value, query, outcome);
     if (!await(*outcome))
       return reply_message(res, 503, "Service is shutting down");
     if (!outcome->error().empty())
-      throw std::runtime_error{outcome->error()}; // logged and answered 500 by the handler
+      return reply_store_failure(res, outcome->code(), outcome->error());
+    if (outcome->value().next != 0)
+      res.set_header("Link", next_link(query, outcome->value().next));
     // Written from the store's own memory as the client reads it: no copy of every event per
     // GET, however many GETs are reading at once. No status set: httplib answers 200, or 206
     // to a Range request (to which an explicit 200 would send the range as if it were all).
     res.set_content_provider(
-      outcome->value().size(), "application/json",
+      outcome->value().json.size(), "application/json",
       [outcome](size_t offset, size_t length, httplib::DataSink& sink) {
-        return outcome->value().write(offset, length, sink.write);
+        return outcome->value().json.write(offset, length, sink.write);
       });
   }
 
@@ -563,6 +661,41 @@ struct http_server::impl {
     res.set_header("Access-Control-Max-Age", "600");
   }
 
+  // GET /events/processed/{eventId}.
+  void one_event(const std::string& id, httplib::Response& res) {
+    auto outcome = std::make_shared<event_reply::element_type>();
+    caf::anon_send(relay, find_atom::value, id, outcome);
+    if (!await(*outcome))
+      return reply_message(res, 503, "Service is shutting down");
+    if (outcome->code() == store_error::not_found)
+      return reply_message(res, 404, "No stored event has this eventId");
+    if (!outcome->error().empty())
+      return reply_store_failure(res, outcome->code(), outcome->error());
+    reply_json(res, 200, outcome->value());
+  }
+
+  // DELETE /events/processed?userId=: one user's stored events erased (the right to erasure).
+  void erase(const httplib::Request& req, httplib::Response& res) {
+    std::vector<validation_error> problems;
+    for (auto& [name, value] : req.params)
+      if (name != "userId")
+        problems.push_back({name, name + " is not a parameter of this route (userId)"});
+    auto user = req.get_param_value("userId");
+    if (req.get_param_value_count("userId") > 1)
+      problems.push_back({"userId", "userId appears more than once"});
+    else if (user.empty())
+      problems.push_back({"userId", "userId is required: whose stored events to erase"});
+    if (!problems.empty())
+      return reply_invalid(res, problems);
+    auto outcome = std::make_shared<erased_reply::element_type>();
+    caf::anon_send(relay, erase_atom::value, user, outcome);
+    if (!await(*outcome))
+      return reply_message(res, 503, "Service is shutting down");
+    if (!outcome->error().empty())
+      return reply_store_failure(res, outcome->code(), outcome->error());
+    reply(res, 200, {{"deleted", outcome->value()}});
+  }
+
   void routes() {
     server.Post("/events/generate", [this](const httplib::Request& req, httplib::Response& res,
                                            const httplib::ContentReader& read) {
@@ -582,8 +715,15 @@ struct http_server::impl {
       server.Options(path, [this](const httplib::Request& req, httplib::Response& res) {
         preflight(req, res);
       });
-    server.Get("/events/processed", [this](const httplib::Request&, httplib::Response& res) {
-      guarded(res, [&] { processed(res); });
+    server.Get("/events/processed", [this](const httplib::Request& req, httplib::Response& res) {
+      guarded(res, [&] { processed(req, res); });
+    });
+    server.Get(R"(/events/processed/([^/]+))",
+               [this](const httplib::Request& req, httplib::Response& res) {
+                 guarded(res, [&] { one_event(req.matches[1], res); });
+               });
+    server.Delete("/events/processed", [this](const httplib::Request& req, httplib::Response& res) {
+      guarded(res, [&] { erase(req, res); });
     });
     // Liveness: answers while the process lives, shutdown included.
     server.Get("/health", [](const httplib::Request&, httplib::Response& res) {

@@ -123,6 +123,32 @@ void rdkafka_consumer::commit(const std::vector<partition_offset>& offsets) {
   rd_kafka_topic_partition_list_destroy(list);
 }
 
+void rdkafka_consumer::pause() {
+  paused_ = true;
+  set_paused(true);
+}
+
+void rdkafka_consumer::resume() {
+  paused_ = false;
+  set_paused(false);
+}
+
+void rdkafka_consumer::set_paused(bool paused) {
+  rd_kafka_topic_partition_list_t* assigned = nullptr;
+  if (auto err = rd_kafka_assignment(client_, &assigned)) {
+    log::warn("Cannot read the consumer's assignment", {{"error", rd_kafka_err2str(err)}});
+    return;
+  }
+  if (assigned->cnt > 0) {
+    auto err = paused ? rd_kafka_pause_partitions(client_, assigned)
+                      : rd_kafka_resume_partitions(client_, assigned);
+    if (err)
+      log::warn(paused ? "Pausing the consumer failed" : "Resuming the consumer failed",
+                {{"error", rd_kafka_err2str(err)}});
+  }
+  rd_kafka_topic_partition_list_destroy(assigned);
+}
+
 void rdkafka_consumer::poll_loop() {
   pthread_setname_np(pthread_self(), "kafka-consumer"); // for top -H, perf and gdb
   size_t since_trim = 0; // records taken since memory was last given back
@@ -207,6 +233,8 @@ void rdkafka_consumer::on_rebalance(rd_kafka_t* client, rd_kafka_resp_err_t err,
       owned.insert(partitions->elems[i].partition);
     self->set_assigned(std::move(owned));
     self->warn_if_partial_view(client);
+    if (self->paused_.load())
+      rd_kafka_pause_partitions(client, partitions); // the store is still down
     return;
   }
   if (partitions->cnt > 0)

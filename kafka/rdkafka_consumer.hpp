@@ -27,6 +27,8 @@ public:
   void stop();
 
   void commit(const std::vector<partition_offset>& offsets) override;
+  void pause() override;
+  void resume() override;
 
   // Whether the consumer has joined its group and the group is steady, as of librdkafka's last
   // statistics (at most 1 s old).
@@ -44,6 +46,8 @@ private:
   // Says once, at the first assignment that is not the whole topic, that this instance's view
   // of the events is partial.
   void warn_if_partial_view(rd_kafka_t* client);
+  // Pauses or resumes every partition assigned now.
+  void set_paused(bool paused);
 
   // After this many records, the first poll that finds nothing returns free memory to the system.
   static constexpr size_t trim_after_records = 10'000;
@@ -58,6 +62,7 @@ private:
   consumer_listener* listener_ = nullptr;
   std::atomic<bool> polling_{false};
   std::atomic<bool> joined_{false};
+  std::atomic<bool> paused_{false}; // partitions assigned meanwhile are paused on assignment
   std::thread poller_;
 };
 

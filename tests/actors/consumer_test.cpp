@@ -4,6 +4,7 @@
 
 #include "actors/consumer_actor.hpp"
 #include "actors/store_actor.hpp"
+#include "core/metrics.hpp"
 #include "harness.hpp"
 
 using namespace uas;
@@ -39,32 +40,52 @@ using release_atom = caf::atom_constant<caf::atom("release")>;
 using held_store_actor = store_actor::extend<caf::reacts_to<release_atom, uint64_t, bool>>;
 
 struct held_store_state {
-  std::vector<std::pair<size_t, caf::typed_response_promise<std::vector<bool>>>> pending;
+  std::vector<std::pair<size_t, caf::typed_response_promise<std::vector<write_outcome>>>> pending;
 };
 
 held_store_actor::behavior_type
 held_store(held_store_actor::stateful_pointer<held_store_state> self) {
   return {
-    [=](add_if_new_atom, const event&) { return true; },
-    [=](add_if_new_atom, const event_batch& batch) {
+    [=](add_if_new_atom, const event_batch& batch, const origin_batch&) {
       self->state.pending.emplace_back(batch->size(),
-                                       self->make_response_promise<std::vector<bool>>());
+                                       self->make_response_promise<std::vector<write_outcome>>());
       return self->state.pending.back().second;
     },
     [=](release_atom, uint64_t i, bool added) {
       auto& [size, promise] = self->state.pending.at(i);
-      promise.deliver(std::vector<bool>(size, added));
+      promise.deliver(std::vector<write_outcome>(
+        size, {added ? write_status::added : write_status::duplicate, {}}));
     },
-    [](get_all_atom) { return std::vector<event>{}; },
-    [](get_json_atom) { return shared_text{"[]"}; },
-    [](has_atom, const std::string&) { return false; },
-    [](count_atom) { return uint64_t{0}; },
-    [](clear_atom) { return ok_atom::value; },
+    [](get_json_atom, const event_query&) { return event_page{shared_text{"[]"}, 0}; },
+    [](find_atom, const std::string&) -> caf::result<std::string> {
+      return make_error(store_error::not_found);
+    },
+    [](erase_atom, const std::string&) { return uint64_t{0}; },
+  };
+}
+
+// A store that refuses every event's data, as a database refuses text it cannot hold.
+store_actor::behavior_type rejecting_store() {
+  return {
+    [](add_if_new_atom, const event_batch& batch, const origin_batch&) {
+      return std::vector<write_outcome>(batch->size(), {write_status::rejected, "refused"});
+    },
+    [](get_json_atom, const event_query&) { return event_page{shared_text{"[]"}, 0}; },
+    [](find_atom, const std::string&) -> caf::result<std::string> {
+      return make_error(store_error::not_found);
+    },
+    [](erase_atom, const std::string&) { return uint64_t{0}; },
   };
 }
 
 struct consumer_fixture : actor_fixture {
   std::shared_ptr<fake_consumer_client> client = std::make_shared<fake_consumer_client>();
+  std::shared_ptr<fake_store_backend> backend = std::make_shared<fake_store_backend>();
+
+  // The store actor on the fake back end, which keeps what it is given in memory.
+  store_actor spawn_store() {
+    return spawn(store, std::static_pointer_cast<store_backend>(backend), std::chrono::hours{0});
+  }
 
   consumer_actor spawn_consumer(const store_actor& s) {
     return spawn(consumer, s, std::static_pointer_cast<kafka::consumer_client>(client));
@@ -84,21 +105,19 @@ struct consumer_fixture : actor_fixture {
     run();
   }
 
-  std::vector<event> stored(const store_actor& s) {
-    return ask<std::vector<event>>(s, get_all_atom::value);
-  }
+  std::vector<event> stored() { return events_in(*backend); }
 };
 
 } // namespace
 
 TEST_CASE_METHOD(consumer_fixture, "consumed events reach the store and their offsets commit") {
-  auto s = spawn(store);
+  auto s = spawn_store();
   auto c = spawn_consumer(s);
   deliver(c, {make_record(0, 0, event_json("e1")), make_record(1, 0, event_json("e2")),
               make_record(0, 1, event_json("e3", "LOGOUT"))});
   CHECK(client->commits.empty()); // commits wait for the commit interval
   commit_due();
-  auto events = stored(s);
+  auto events = stored();
   REQUIRE(events.size() == 3);
   CHECK(events[0].event_id == id_of("e1"));
   CHECK(events[2].event_type == "LOGOUT");
@@ -109,18 +128,18 @@ TEST_CASE_METHOD(consumer_fixture, "consumed events reach the store and their of
 }
 
 TEST_CASE_METHOD(consumer_fixture, "the same event delivered twice is stored once") {
-  auto s = spawn(store);
+  auto s = spawn_store();
   auto c = spawn_consumer(s);
   deliver(c, {make_record(0, 0, event_json("e1")), make_record(0, 1, event_json("e1"))});
   // Redelivered later, as after a rebalance.
   deliver(c, {make_record(0, 0, event_json("e1"))});
   commit_due();
-  CHECK(stored(s).size() == 1);
+  CHECK(stored().size() == 1);
   CHECK(client->committed(topic, 0) == 2);
 }
 
 TEST_CASE_METHOD(consumer_fixture, "poison records are skipped and the partition moves on") {
-  auto s = spawn(store);
+  auto s = spawn_store();
   auto c = spawn_consumer(s);
   std::vector<kafka::record> batch = {
     make_record(0, 0, "not json"),
@@ -141,7 +160,7 @@ TEST_CASE_METHOD(consumer_fixture, "poison records are skipped and the partition
   };
   deliver(c, batch);
   commit_due();
-  auto events = stored(s);
+  auto events = stored();
   REQUIRE(events.size() == 1);
   CHECK(events[0].event_id == id_of("good"));
   CHECK(client->committed(topic, 0) == 15);
@@ -241,4 +260,98 @@ TEST_CASE_METHOD(consumer_fixture, "a batch is answered once taken, before the s
   release(s, 0);
   commit_due();
   CHECK(client->committed(topic, 0) == 1);
+}
+
+TEST_CASE_METHOD(consumer_fixture, "while the store's database is down the consumer pauses and retries with a doubling backoff") {
+  auto s = spawn_store();
+  auto c = spawn_consumer(s);
+  auto down = [] { return make_error(store_error::unavailable, "connection refused"); };
+  backend->failures = {down(), down(), down()};
+
+  deliver(c, {make_record(0, 0, event_json("a")), make_record(0, 1, event_json("b"))});
+  CHECK(backend->writes.size() == 1);
+  CHECK(client->paused);
+  CHECK(client->pauses == 1);
+
+  // Records fetched before the pause took hold wait with the failed batch, unsent.
+  deliver(c, {make_record(1, 0, event_json("c"))});
+  CHECK(backend->writes.size() == 1);
+
+  // Retries of the oldest batch alone: after 200 ms, then 400 ms, then 800 ms.
+  for (auto wait : {200, 400, 800}) {
+    auto attempts = backend->writes.size();
+    advance(std::chrono::milliseconds{wait - 1});
+    CHECK(backend->writes.size() == attempts);
+    advance(std::chrono::milliseconds{1});
+    REQUIRE(backend->writes.size() > attempts);
+    CHECK(backend->writes[attempts] == std::vector<std::string>{id_of("a"), id_of("b")});
+  }
+  // The third retry succeeded: the waiting batch followed at once, and consumption resumed, once.
+  CHECK(backend->writes.size() == 5);
+  CHECK(backend->writes.back() == std::vector<std::string>{id_of("c")});
+  CHECK_FALSE(client->paused);
+  CHECK(client->resumes == 1);
+  CHECK(client->pauses == 1);
+
+  commit_due();
+  auto events = stored();
+  REQUIRE(events.size() == 3);
+  CHECK(events[0].event_id == id_of("a"));
+  CHECK(events[2].event_id == id_of("c"));
+  CHECK(client->committed(topic, 0) == 2);
+  CHECK(client->committed(topic, 1) == 1);
+}
+
+TEST_CASE_METHOD(consumer_fixture, "nothing is committed past what the store has stored during an outage") {
+  auto s = spawn_store();
+  auto c = spawn_consumer(s);
+  deliver(c, {make_record(0, 0, event_json("a"))});
+  commit_due();
+  CHECK(client->committed(topic, 0) == 1);
+
+  backend->failures = {make_error(store_error::unavailable)};
+  deliver(c, {make_record(0, 1, "poison"), make_record(0, 2, event_json("b"))});
+  commit_due();
+  // The poison record at 1 is done, so reading may resume at 2, but not past the unstored "b".
+  CHECK(client->committed(topic, 0) == 2);
+  advance(consumer_state::first_backoff);
+  commit_due();
+  CHECK(client->committed(topic, 0) == 3);
+  CHECK(stored().size() == 2);
+}
+
+TEST_CASE_METHOD(consumer_fixture, "the backoff stops doubling at its ceiling") {
+  auto s = spawn_store();
+  auto c = spawn_consumer(s);
+  for (int i = 0; i < 10; ++i)
+    backend->failures.push_back(make_error(store_error::unavailable));
+  deliver(c, {make_record(0, 0, event_json("a"))});
+  std::vector<std::chrono::milliseconds> waits;
+  auto elapsed = std::chrono::milliseconds{0};
+  for (size_t attempts = 1; attempts <= 10; ++attempts) {
+    // Step through virtual time until the next attempt comes.
+    auto start = elapsed;
+    while (backend->writes.size() == attempts) {
+      advance(std::chrono::milliseconds{100});
+      elapsed += std::chrono::milliseconds{100};
+    }
+    waits.push_back(elapsed - start);
+  }
+  using ms = std::chrono::milliseconds;
+  CHECK(waits == std::vector<ms>{ms{200}, ms{400}, ms{800}, ms{1600}, ms{3200}, ms{5000},
+                                 ms{5000}, ms{5000}, ms{5000}, ms{5000}});
+  CHECK(stored().size() == 1);
+  CHECK(client->pauses == 1);
+  CHECK(client->resumes == 1);
+}
+
+TEST_CASE_METHOD(consumer_fixture, "an event the database refuses is skipped and its partition moves on") {
+  auto s = spawn(rejecting_store);
+  auto c = spawn_consumer(s);
+  auto rejected = metrics::global().events_rejected.get();
+  deliver(c, {make_record(0, 0, event_json("a")), make_record(0, 1, event_json("b"))});
+  commit_due();
+  CHECK(metrics::global().events_rejected.get() == rejected + 2);
+  CHECK(client->committed(topic, 0) == 2);
+  CHECK(client->pauses == 0);
 }

@@ -17,8 +17,12 @@
 #include <caf/scheduler/test_coordinator.hpp>
 #include <caf/event_based_actor.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include "actors/messages.hpp"
 #include "core/kafka_clients.hpp"
+#include "core/memory_store.hpp"
+#include "core/store_backend.hpp"
 
 namespace uas::testing {
 
@@ -74,13 +78,24 @@ private:
   std::function<void()> waiting_;
 };
 
-// A consumer client that records each commit.
+// A consumer client that records each commit, pause and resume.
 class fake_consumer_client final : public kafka::consumer_client {
 public:
   std::vector<std::vector<kafka::partition_offset>> commits;
+  int pauses = 0;
+  int resumes = 0;
+  bool paused = false;
 
   void commit(const std::vector<kafka::partition_offset>& offsets) override {
     commits.push_back(offsets);
+  }
+  void pause() override {
+    ++pauses;
+    paused = true;
+  }
+  void resume() override {
+    ++resumes;
+    paused = false;
   }
 
   // The latest committed position of a partition, or -1.
@@ -94,9 +109,60 @@ public:
   }
 };
 
+// The events a store back end holds, in processing order: how a test looks inside a store.
+inline std::vector<event> events_in(store_backend& backend) {
+  std::vector<event> events;
+  auto page = backend.read({});
+  if (!page)
+    throw std::runtime_error{"the store cannot be read"};
+  for (auto& e : nlohmann::json::parse(page->json.str()))
+    events.push_back({e["eventId"], e["userId"], e["eventType"], e["timestamp"], e["payload"].dump()});
+  return events;
+}
+
+// A back end that keeps events in memory, where the test can look, and fails each write the
+// test scripts a failure for: outages, exactly when the test says.
+class fake_store_backend final : public store_backend {
+public:
+  memory_store memory;
+  std::deque<caf::error> failures;           // the next writes fail with these, in order
+  std::vector<std::vector<std::string>> writes; // the eventIds of every write attempted
+  std::vector<std::chrono::system_clock::time_point> expiry_cutoffs;
+  std::deque<uint64_t> expired;              // what the next expiries answer (else 0)
+
+  caf::expected<std::vector<write_outcome>>
+  add_if_new(const std::vector<event>& batch,
+             const std::vector<kafka::partition_offset>& origins) override {
+    std::vector<std::string> ids;
+    for (auto& e : batch)
+      ids.push_back(e.event_id);
+    writes.push_back(ids);
+    if (!failures.empty()) {
+      auto failure = failures.front();
+      failures.pop_front();
+      return failure;
+    }
+    return memory.add_if_new(batch, origins);
+  }
+  caf::expected<event_page> read(const event_query& q) override { return memory.read(q); }
+  caf::expected<std::string> find(const std::string& id) override { return memory.find(id); }
+  caf::expected<uint64_t> erase_user(const std::string& user) override {
+    return memory.erase_user(user);
+  }
+  caf::expected<uint64_t> expire(std::chrono::system_clock::time_point cutoff, uint64_t) override {
+    expiry_cutoffs.push_back(cutoff);
+    if (expired.empty())
+      return uint64_t{0};
+    auto n = expired.front();
+    expired.pop_front();
+    return n;
+  }
+};
+
 inline caf::actor_system_config& testing_config(caf::actor_system_config& cfg) {
   cfg.set("scheduler.policy", caf::atom("testing"));
   cfg.set("logger.inline-output", true);
+  cfg.add_error_category(store_error_category, render_store_error);
   return cfg;
 }
 

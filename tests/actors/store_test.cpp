@@ -1,4 +1,5 @@
-// The store actor: one event per eventId, processing order kept, every operation answered.
+// The store actor: each request answered from its back end, the back end's failures passed on
+// as typed store errors, and old events expired on a schedule of delayed messages to itself.
 #include <catch2/catch.hpp>
 
 #include "actors/store_actor.hpp"
@@ -6,113 +7,118 @@
 
 using namespace uas;
 using namespace uas::testing;
+using namespace std::chrono_literals;
 
 namespace {
 
-event make_event(std::string id, std::string user = "u1", std::string type = "LOGIN") {
-  return {std::move(id), std::move(user), std::move(type), "2026-11-24T01:52:00.047Z", "{}"};
+std::string uuid(int n) {
+  auto tail = std::to_string(n);
+  return "00000000-0000-4000-8000-" + std::string(12 - tail.size(), '0') + tail;
+}
+
+event make_event(int n, std::string user = "u1", std::string type = "LOGIN") {
+  return {uuid(n), std::move(user), std::move(type), "2026-11-24T01:52:00.047Z", "{}"};
+}
+
+event_batch batch_of(std::vector<event> events) {
+  return std::make_shared<const std::vector<event>>(std::move(events));
+}
+
+origin_batch origins_for(size_t n) {
+  std::vector<kafka::partition_offset> origins;
+  for (size_t i = 0; i < n; ++i)
+    origins.push_back({"user-activity-events", 0, static_cast<int64_t>(i)});
+  return std::make_shared<const std::vector<kafka::partition_offset>>(std::move(origins));
+}
+
+struct store_fixture : actor_fixture {
+  std::shared_ptr<fake_store_backend> backend = std::make_shared<fake_store_backend>();
+
+  store_actor spawn_store(std::chrono::hours retention = 0h) {
+    return spawn(store, std::static_pointer_cast<store_backend>(backend), retention);
+  }
+
+  std::vector<write_outcome> add(const store_actor& s, std::vector<event> events) {
+    auto n = events.size();
+    return ask<std::vector<write_outcome>>(s, add_if_new_atom::value, batch_of(std::move(events)),
+                                           origins_for(n));
+  }
+};
+
+std::vector<write_status> statuses(const std::vector<write_outcome>& outcomes) {
+  std::vector<write_status> result;
+  for (auto& o : outcomes)
+    result.push_back(o.status);
+  return result;
 }
 
 } // namespace
 
-TEST_CASE_METHOD(actor_fixture, "the store keeps the first event of each eventId, in order") {
-  auto s = spawn(store);
-  CHECK(ask<bool>(s, add_if_new_atom::value, make_event("a", "alice")));
-  CHECK(ask<bool>(s, add_if_new_atom::value, make_event("b")));
-  // The same eventId again, even with different content, is a duplicate: the first one stays.
-  CHECK_FALSE(ask<bool>(s, add_if_new_atom::value, make_event("a", "mallory", "LOGOUT")));
-  CHECK(ask<bool>(s, add_if_new_atom::value, make_event("c")));
-
-  auto all = ask<std::vector<event>>(s, get_all_atom::value);
-  REQUIRE(all.size() == 3);
-  CHECK(all[0] == make_event("a", "alice"));
-  CHECK(all[1].event_id == "b");
-  CHECK(all[2].event_id == "c");
-  CHECK(ask<uint64_t>(s, count_atom::value) == 3);
-  CHECK(ask<bool>(s, has_atom::value, std::string{"b"}));
-  CHECK_FALSE(ask<bool>(s, has_atom::value, std::string{"z"}));
+TEST_CASE_METHOD(store_fixture, "the store answers a batch with each event's outcome, in order") {
+  auto s = spawn_store();
+  CHECK(statuses(add(s, {make_event(1)})) == std::vector<write_status>{write_status::added});
+  CHECK(statuses(add(s, {make_event(2), make_event(1), make_event(3), make_event(2)}))
+        == std::vector<write_status>{write_status::added, write_status::duplicate,
+                                     write_status::added, write_status::duplicate});
+  auto stored = events_in(*backend);
+  REQUIRE(stored.size() == 3);
+  CHECK(stored[0] == make_event(1));
+  CHECK(stored[2].event_id == uuid(3));
 }
 
-TEST_CASE_METHOD(actor_fixture, "clearing the store forgets events and their ids") {
-  auto s = spawn(store);
-  ask<bool>(s, add_if_new_atom::value, make_event("a"));
-  ask<ok_atom>(s, clear_atom::value);
-  CHECK(ask<uint64_t>(s, count_atom::value) == 0);
-  CHECK(ask<std::vector<event>>(s, get_all_atom::value).empty());
-  CHECK_FALSE(ask<bool>(s, has_atom::value, std::string{"a"}));
-  // After a clear the id is new again.
-  CHECK(ask<bool>(s, add_if_new_atom::value, make_event("a")));
+TEST_CASE_METHOD(store_fixture, "a back end's failure reaches the requester as a typed store error") {
+  auto s = spawn_store();
+  backend->failures.push_back(make_error(store_error::unavailable, "connection refused"));
+  auto answer = request<std::vector<write_outcome>>(s, add_if_new_atom::value,
+                                                    batch_of({make_event(1)}), origins_for(1));
+  REQUIRE(answer->arrived);
+  CHECK_FALSE(answer->value);
+  CHECK(answer->error == "store unavailable: connection refused");
+  CHECK(events_in(*backend).empty());
+
+  // The code itself, not only its wording, crosses the actor boundary.
+  caf::error code;
+  sys.spawn([&, s](caf::event_based_actor* probe) {
+    probe->request(s, caf::infinite, find_atom::value, uuid(9))
+      .then([](std::string&) {}, [&](caf::error& err) { code = err; });
+  });
+  run();
+  CHECK(code == store_error::not_found);
 }
 
-TEST_CASE_METHOD(actor_fixture, "deduplication holds over many events with short and long ids") {
-  auto s = spawn(store);
-  for (int round = 0; round < 2; ++round)
-    for (int i = 0; i < 2000; ++i) {
-      // Short ids live inside the string object; long ones on the heap. Both must stay found.
-      auto id = i % 2 ? std::to_string(i) : "event-id-long-enough-" + std::to_string(i);
-      CHECK(ask<bool>(s, add_if_new_atom::value, make_event(id)) == (round == 0));
-    }
-  CHECK(ask<uint64_t>(s, count_atom::value) == 2000);
+TEST_CASE_METHOD(store_fixture, "reads, the single event and erasure go to the back end") {
+  auto s = spawn_store();
+  add(s, {make_event(1, "alice"), make_event(2, "bob", "LOGOUT"), make_event(3, "alice")});
+  auto page = ask<event_page>(s, get_json_atom::value, event_query{0, 1, "alice", ""});
+  CHECK(page.json.str() == "[" + to_json(make_event(1, "alice")) + "]");
+  CHECK(page.next != 0);
+  CHECK(ask<std::string>(s, find_atom::value, uuid(2)) == to_json(make_event(2, "bob", "LOGOUT")));
+  CHECK(ask<uint64_t>(s, erase_atom::value, std::string{"alice"}) == 2);
+  CHECK(ask<event_page>(s, get_json_atom::value, event_query{}).json.str()
+        == "[" + to_json(make_event(2, "bob", "LOGOUT")) + "]");
 }
 
-TEST_CASE_METHOD(actor_fixture, "a batch is stored event by event, in order, duplicates within it too") {
-  auto s = spawn(store);
-  ask<bool>(s, add_if_new_atom::value, make_event("a"));
-  auto added = ask<std::vector<bool>>(
-    s, add_if_new_atom::value,
-    std::make_shared<const std::vector<event>>(
-      std::vector<event>{make_event("b"), make_event("a"), make_event("c"), make_event("b")}));
-  CHECK(added == std::vector<bool>{true, false, true, false});
-  CHECK(ask<uint64_t>(s, count_atom::value) == 3);
+TEST_CASE_METHOD(store_fixture, "without a retention period nothing is ever expired") {
+  spawn_store();
+  run_all_timeouts();
+  CHECK(backend->expiry_cutoffs.empty());
 }
 
-TEST_CASE_METHOD(actor_fixture, "the JSON view is every event's JSON, in order") {
-  auto s = spawn(store);
-  CHECK(ask<shared_text>(s, get_json_atom::value).str() == "[]");
-  // An eventId that needs escaping in JSON is still found by its own text.
-  auto odd = make_event("id \"quoted\"", "u\\v");
-  for (auto& e : {make_event("a"), odd, make_event("b")})
-    ask<bool>(s, add_if_new_atom::value, e);
-  CHECK_FALSE(ask<bool>(s, add_if_new_atom::value, odd));
-  CHECK(ask<bool>(s, has_atom::value, odd.event_id));
-  auto json = ask<shared_text>(s, get_json_atom::value).str();
-  CHECK(json == "[" + to_json(make_event("a")) + "," + to_json(odd) + "," + to_json(make_event("b")) + "]");
-  auto all = ask<std::vector<event>>(s, get_all_atom::value);
-  REQUIRE(all.size() == 3);
-  CHECK(all[1] == odd);
-}
-
-TEST_CASE_METHOD(actor_fixture, "events of any size stay whole, however many are stored") {
-  auto s = spawn(store);
-  // Small events fill the store's text blocks; a payload near the 1 MiB body limit is larger
-  // than one block.
-  auto big = make_event("big");
-  big.payload = R"({"blob":")" + std::string(900 * 1024, 'x') + R"("})";
-  std::vector<event> expected;
-  for (int i = 0; i < 3000; ++i) {
-    expected.push_back(i == 1500 ? big : make_event("e" + std::to_string(i)));
-    REQUIRE(ask<bool>(s, add_if_new_atom::value, expected.back()));
-  }
-  CHECK_FALSE(ask<bool>(s, add_if_new_atom::value, big));
-  auto all = ask<std::vector<event>>(s, get_all_atom::value);
-  REQUIRE(all.size() == expected.size());
-  CHECK(all.front() == expected.front());
-  CHECK(all[1500] == big);
-  CHECK(all.back() == expected.back());
-  CHECK(all == expected);
-  std::string array = "[";
-  for (auto& e : expected)
-    array += (array.size() > 1 ? "," : "") + to_json(e);
-  CHECK(ask<shared_text>(s, get_json_atom::value).str() == array + "]");
-}
-
-TEST_CASE_METHOD(actor_fixture, "a JSON view taken before the store is cleared still reads as taken") {
-  auto s = spawn(store);
-  ask<bool>(s, add_if_new_atom::value, make_event("a"));
-  auto before = ask<shared_text>(s, get_json_atom::value);
-  ask<ok_atom>(s, clear_atom::value);
-  CHECK(ask<shared_text>(s, get_json_atom::value).str() == "[]");
-  ask<bool>(s, add_if_new_atom::value, make_event("b"));
-  CHECK(before.str() == "[" + to_json(make_event("a")) + "]");
-  CHECK(ask<shared_text>(s, get_json_atom::value).str() == "[" + to_json(make_event("b")) + "]");
+TEST_CASE_METHOD(store_fixture, "expiry runs at start, batch after batch while full ones come, then every interval") {
+  backend->expired = {store_state::expire_batch, store_state::expire_batch, 7};
+  auto before = std::chrono::system_clock::now();
+  spawn_store(48h);
+  run();
+  // Three batches at once: two full ones, and one that found the last 7.
+  REQUIRE(backend->expiry_cutoffs.size() == 3);
+  auto cutoff = backend->expiry_cutoffs.front();
+  CHECK(cutoff >= before - 48h);
+  CHECK(cutoff <= std::chrono::system_clock::now() - 48h);
+  // Then nothing until the interval has passed.
+  advance(store_state::expire_interval - 1ms);
+  CHECK(backend->expiry_cutoffs.size() == 3);
+  advance(1ms);
+  CHECK(backend->expiry_cutoffs.size() == 4);
+  advance(store_state::expire_interval);
+  CHECK(backend->expiry_cutoffs.size() == 5);
 }

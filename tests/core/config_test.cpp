@@ -259,3 +259,46 @@ TEST_CASE("contradictory or incomplete security settings are refused, naming the
     }
   }
 }
+TEST_CASE("the store's settings: memory by default, a PostgreSQL URI, retention and the memory bound") {
+  auto c = load({});
+  CHECK(c.memory_store());
+  CHECK(c.store_retention_days == 0);
+  CHECK(c.store_memory_max_events == 1'000'000);
+  c = load({{"STORE_URL", "postgresql://app:pw@db-1:5432,db-2/events?sslmode=require&connect_timeout=5"},
+            {"STORE_RETENTION_DAYS", "30"},
+            {"STORE_MEMORY_MAX_EVENTS", "500"}});
+  CHECK_FALSE(c.memory_store());
+  CHECK(c.store_retention_days == 30);
+  CHECK(c.store_memory_max_events == 500);
+  for (auto url : {"postgres://db/events", "postgresql://", "postgresql:///events?host=/var/run/postgresql",
+                   "postgresql://[::1]:5432/events", "postgresql://us%40er@db"})
+    CHECK(load({{"STORE_URL", url}}).store_url == url);
+}
+
+TEST_CASE("a STORE_URL that does not parse is refused without its password") {
+  for (std::string url : {"mysql://root:s3cret@db/x", "postgresql://root:s3cret@db:99999/x",
+                          "postgresql://root:s3cret@db:/x", "postgresql://root:s3cret@db/x?sslmode",
+                          "postgresql://root:s3cret@db/my db", "postgresql://root:s3cret@db/%zz",
+                          "host=db password=s3cret", "", "Memory", "postgresql://root:s3cret@[::1/x"}) {
+    INFO(url);
+    auto why = refusal("STORE_URL", url);
+    CHECK_THAT(why, Catch::StartsWith("STORE_URL="));
+    CHECK(why.find("s3cret") == std::string::npos);
+  }
+  for (auto [name, value] : std::vector<std::pair<std::string, std::string>>{
+         {"STORE_RETENTION_DAYS", "-1"}, {"STORE_RETENTION_DAYS", "1.5"},
+         {"STORE_MEMORY_MAX_EVENTS", "0"}, {"STORE_MEMORY_MAX_EVENTS", "many"}}) {
+    INFO(name << "=" << value);
+    CHECK_THAT(refusal(name, value), Catch::StartsWith(name + "=\"" + value + "\""));
+  }
+}
+
+TEST_CASE("a database URL is shown with its password masked, and its hosts named") {
+  CHECK(redact_url("postgresql://app:s3cret@db:5432/events") == "postgresql://app:***@db:5432/events");
+  CHECK(redact_url("postgresql://app@db/events?password=s3cret&sslmode=require")
+        == "postgresql://app@db/events?password=***&sslmode=require");
+  CHECK(redact_url("postgresql://db/events") == "postgresql://db/events");
+  CHECK(redact_url("memory") == "memory");
+  CHECK(url_hosts("postgresql://app:s3cret@db-1:5432,db-2/events") == "db-1:5432,db-2");
+  CHECK(url_hosts("postgresql:///events?host=/run/postgresql") == "/run/postgresql");
+}

@@ -292,9 +292,10 @@ TEST_CASE("size, media type, path and method errors have their status and a JSON
     CHECK(r->status == 405);
     CHECK(r->get_header_value("Allow") == "POST, OPTIONS");
     CHECK(json::parse(r->body)["message"].is_string());
-    auto d = c.Delete("/events/processed");
+    auto d = c.Put("/events/processed", "", "text/plain");
     REQUIRE(d);
     CHECK(d->status == 405);
+    CHECK(d->get_header_value("Allow") == "GET, HEAD, DELETE");
   }
   SECTION("health") {
     auto r = c.Get("/health");

@@ -1,0 +1,62 @@
+// The store's back end on PostgreSQL, through libpq: events live in one table whose primary key
+// is the eventId, so the database deduplicates them, across restarts and across instances. Every
+// call blocks: the store actor that holds this runs on a thread of its own.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "core/store_backend.hpp"
+
+struct pg_conn;
+struct pg_result;
+
+namespace uas::postgres {
+
+// Why libpq cannot read `url` as connection settings; empty if it can. Never quotes the URL.
+std::string check_url(const std::string& url);
+
+class store final : public store_backend {
+public:
+  // Connects, giving up after `timeout`, and brings the schema up to date. Throws
+  // std::runtime_error, without the password, if the database cannot be reached or migrated.
+  store(std::string url, std::chrono::milliseconds timeout);
+  ~store() override;
+
+  caf::expected<std::vector<write_outcome>>
+  add_if_new(const std::vector<event>& batch,
+             const std::vector<kafka::partition_offset>& origins) override;
+  caf::expected<event_page> read(const event_query& query) override;
+  caf::expected<std::string> find(const std::string& event_id) override;
+  caf::expected<uint64_t> erase_user(const std::string& user_id) override;
+  caf::expected<uint64_t> expire(std::chrono::system_clock::time_point cutoff,
+                                 uint64_t at_most) override;
+  bool up() const override { return up_.load(); }
+
+private:
+  struct result_deleter {
+    void operator()(pg_result* r) const;
+  };
+  using result = std::unique_ptr<pg_result, result_deleter>;
+
+  // A connection with an up-to-date schema, made again if it was lost; false if there is none.
+  bool connected(std::string& why);
+  void migrate();
+  // Runs `sql` with text parameters; the rows, or why not (store_error unavailable or failed).
+  caf::expected<result> run(const char* sql, const std::vector<std::string>& params);
+  // One INSERT for the events at `which`; the eventIds it stored.
+  caf::expected<result> insert(const std::vector<event>& batch,
+                               const std::vector<kafka::partition_offset>& origins,
+                               const std::vector<size_t>& which);
+  // Rows of (event_id, user_id, event_type, timestamp, payload, ...) as a JSON array.
+  static std::string json_array(pg_result* rows, int count);
+
+  std::string url_;
+  std::chrono::milliseconds timeout_;
+  pg_conn* conn_ = nullptr;
+  std::atomic<bool> up_{false};
+};
+
+} // namespace uas::postgres

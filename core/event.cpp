@@ -118,30 +118,6 @@ void take_payload(std::vector<json::member>& members, std::string& out,
     out = std::move(m->value);
 }
 
-void append_escaped(std::string& out, std::string_view s) {
-  out += '"';
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned char>(c));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-}
-
 bool all_digits(std::string_view s) {
   for (char c : s)
     if (c < '0' || c > '9')
@@ -332,16 +308,16 @@ std::string to_json(const event& e) {
   out.reserve(112 + e.event_id.size() + e.user_id.size() + e.timestamp.size() + e.payload.size()
               + e.received_at.size());
   out += "{\"eventId\":";
-  append_escaped(out, e.event_id);
+  json::append_string(out, e.event_id);
   out += ",\"userId\":";
-  append_escaped(out, e.user_id);
+  json::append_string(out, e.user_id);
   out += ",\"eventType\":";
-  append_escaped(out, e.event_type);
+  json::append_string(out, e.event_type);
   out += ",\"timestamp\":";
-  append_escaped(out, e.timestamp);
+  json::append_string(out, e.timestamp);
   if (!e.received_at.empty()) {
     out += ",\"receivedAt\":";
-    append_escaped(out, e.received_at);
+    json::append_string(out, e.received_at);
   }
   out += ",\"payload\":";
   out += e.payload.empty() ? std::string_view{"{}"} : std::string_view{e.payload};

@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include <nlohmann/json.hpp>
+
 namespace uas::json {
 
 namespace {
@@ -401,6 +403,11 @@ object_result read_object(std::string_view text) {
 
 array_result read_array(std::string_view text) {
   return reader{text}.read_array();
+}
+
+void append_string(std::string& out, std::string_view text) {
+  out += nlohmann::json(std::string{text}).dump(-1, ' ', false,
+                                                nlohmann::json::error_handler_t::replace);
 }
 
 } // namespace uas::json

@@ -4,11 +4,11 @@
 #include <atomic>
 #include <cstdio>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "core/event.hpp"
+#include "core/json_object.hpp"
 
 namespace uas::log {
 
@@ -44,11 +44,6 @@ level parse_level(const std::string& name) {
     if (name == level_name(lvl))
       return lvl;
   return level::info;
-}
-
-void append_json_string(std::string& out, std::string_view s) {
-  // dump() escapes control characters and rejects nothing: invalid UTF-8 is replaced.
-  out += nlohmann::json(std::string{s}).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 // A field's value in a text line, its control characters escaped as in JSON (\n, \u001b, ...):
@@ -94,13 +89,13 @@ void render_into(std::string& out, log_format format, std::string_view msg, fiel
     return;
   }
   out += ",\"msg\":";
-  append_json_string(out, std::string{msg} + std::string{tail});
+  json::append_string(out, std::string{msg} + std::string{tail});
   for (auto& f : fs) {
     out += ',';
-    append_json_string(out, f.key);
+    json::append_string(out, f.key);
     out += ':';
     if (auto s = std::get_if<std::string_view>(&f.value))
-      append_json_string(out, *s);
+      json::append_string(out, *s);
     else
       out += std::to_string(std::get<int64_t>(f.value));
   }

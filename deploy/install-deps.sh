@@ -12,9 +12,9 @@
 set -euo pipefail
 
 build=(g++ cmake make pkg-config libcaf-dev librdkafka-dev libcpp-httplib-dev nlohmann-json3-dev
-       libspdlog-dev catch2 libssl-dev libpq-dev)
+       libspdlog-dev catch2 libssl-dev libpq-dev prometheus-cpp-dev)
 runtime=(libcaf-core0.17 librdkafka++1 librdkafka1 libcpp-httplib0.11 libspdlog1.10 libfmt9
-         libssl3 libpq5 ca-certificates curl)
+         libssl3 libpq5 libprometheus-cpp-core1.0 ca-certificates curl)
 
 case "${1:-build}" in
   build)   wanted=("${build[@]}") ;;

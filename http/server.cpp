@@ -371,7 +371,7 @@ struct http_server::impl {
   // off rather than hold their connections, and memory, through an outage's retries.
   std::optional<admitted> admit(httplib::Response& res, size_t count) {
     auto reject = [&](const char* reason, const std::string& message) {
-      metrics::global().http_requests_rejected.inc(reason);
+      metrics::global().http_requests_rejected.inc({reason});
       res.set_header("Retry-After", "1");
       reply_message(res, 503, message);
       return std::nullopt;
@@ -481,7 +481,7 @@ struct http_server::impl {
                     std::chrono::steady_clock::duration took) {
       auto route = route_of(req);
       auto& m = metrics::global();
-      m.http_requests.inc(method_of(req), route, res.status, caller);
+      m.http_requests.inc({method_of(req), route, std::to_string(res.status), caller});
       m.http_request_duration.observe(route, took);
       log::debug("Request answered",
                  {{"method", req.method},

@@ -193,9 +193,9 @@ TEST_CASE("every route with no key, an unknown key, a key of another scope, and 
   auto metrics = scrape(metrics_key);
   REQUIRE(metrics.status == 200);
   // Counted under the key's name, and under "none" without a valid one.
-  CHECK_THAT(metrics.body, Catch::Contains(R"(route="/events/generate",status="201",key="collector"})"));
-  CHECK_THAT(metrics.body, Catch::Contains(R"(route="/events/generate",status="401",key="none"})"));
-  CHECK_THAT(metrics.body, Catch::Contains(R"(route="/events/generate",status="403",key="dashboard"})"));
+  CHECK_THAT(metrics.body, Catch::Contains(R"(key="collector",method="POST",route="/events/generate",status="201"})"));
+  CHECK_THAT(metrics.body, Catch::Contains(R"(key="none",method="POST",route="/events/generate",status="401"})"));
+  CHECK_THAT(metrics.body, Catch::Contains(R"(key="dashboard",method="POST",route="/events/generate",status="403"})"));
 
   // A path of no route is told apart from a route only with a key.
   CHECK(curl(url(service, "/no/such/path")).status == 401);

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 import urllib.request
 
@@ -57,15 +58,26 @@ def exported_metrics():
                     break
             if port is None:
                 raise AssertionError("the service did not start")
-            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+            # A family with labels shows once it has a series: the requests' after the first
+            # answer, consumer_lag once a partition of this consumer's has a committed offset and
+            # librdkafka's statistics have said so. One event, then scrape until both are there,
+            # or 15 s have passed.
+            event = json.dumps({"userId": "monitoring", "eventType": "LOGIN"}).encode()
+            urllib.request.urlopen(urllib.request.Request(
+                f"http://127.0.0.1:{port}/events/generate", data=event,
+                headers={"Content-Type": "application/json"}), timeout=10).read()
+            names = set()
+            deadline = time.monotonic() + 15
+            while not {"http_requests_total", "consumer_lag"} <= names and time.monotonic() < deadline:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+                for name, kind in re.findall(r"^# TYPE (\S+) (\S+)$", body.decode(), re.M):
+                    names.add(name)
+                    if kind == "histogram":
+                        names |= {name + "_bucket", name + "_sum", name + "_count"}
+                time.sleep(0.2)
         finally:
             service.terminate()
             service.wait(timeout=15)
-    names = set()
-    for name, kind in re.findall(r"^# TYPE (\S+) (\S+)$", body.decode(), re.M):
-        names.add(name)
-        if kind == "histogram":
-            names |= {name + "_bucket", name + "_sum", name + "_count"}
     return names
 
 

@@ -327,7 +327,7 @@ std::string to_json(const event& e) {
 
 std::string json_escaped(std::string_view text) {
   std::string quoted;
-  append_escaped(quoted, text);
+  json::append_string(quoted, text);
   return quoted.substr(1, quoted.size() - 2);
 }
 

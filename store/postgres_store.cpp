@@ -120,6 +120,8 @@ bool store::connected(std::string& why) {
   conn_ = PQconnectdbParams(keys, values, 1);
   if (PQstatus(conn_) != CONNECTION_OK) {
     why = "cannot connect to " + url_hosts(url_) + ": " + first_line(PQerrorMessage(conn_));
+    PQfinish(conn_); // a connection that failed still holds libpq's memory
+    conn_ = nullptr;
     up_ = false;
     return false;
   }

@@ -234,6 +234,8 @@ TEST_CASE("the database crashing under load loses nothing, doubles nothing, comm
   service.signal(SIGSTOP);
   db.start();
   for (auto [partition, offset] : committed) {
+    if (offset < 0)
+      continue; // nothing committed in this partition yet: nothing to hold the table to
     INFO("partition " << partition << " committed at " << offset);
     CHECK(db.number("SELECT count(*) FROM events WHERE kafka_partition = " + std::to_string(partition)
                     + " AND kafka_offset < " + std::to_string(offset))

@@ -200,6 +200,7 @@ int run(const config& cfg, std::shared_ptr<const key_ring> keys) {
   // nap waited it out, and each nap is a timer and a wake-up (docs/performance.md, run 7).
   sys_cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
   sys_cfg.add_error_category(store_error_category, render_store_error);
+  sys_cfg.add_error_category(publish_error_category, render_publish_error);
   caf::actor_system sys{sys_cfg};
   // The store on a thread of its own: the database's calls block, and none of its work (up to
   // 1,000 events a consumer batch, the memory store's index doubling in one step) may hold up the

@@ -74,9 +74,18 @@ using store_actor_impl = store_actor::extend<
 // acknowledged it, else why it failed every attempt.
 using batch_outcome = std::vector<std::string>;
 
+// Why the producer answers a publish with an error (category "publish"; render it with
+// `cfg.add_error_category(publish_error_category, render_publish_error)`).
+enum class publish_error : uint8_t {
+  attempts_exhausted = 1, // every attempt failed; the detail is the broker's last error
+};
+constexpr caf::atom_value publish_error_category = caf::atom("publish");
+caf::error make_error(publish_error code, std::string detail);
+std::string render_publish_error(uint8_t code, caf::atom_value, const caf::message& context);
+
 // Publishes events to the topic.
 using producer_actor = caf::typed_actor<
-  // Answers ok once the broker acknowledged the event, or an error once every attempt failed.
+  // Answers ok once the broker acknowledged the event, or publish_error::attempts_exhausted.
   caf::replies_to<publish_atom, event>::with<ok_atom>,
   // Publishes every event of a batch, each retried on its own; answers once each is settled.
   caf::replies_to<publish_atom, event_batch>::with<batch_outcome>>;

@@ -1,7 +1,7 @@
 #include "actors/producer_actor.hpp"
 
 #include <caf/event_based_actor.hpp>
-#include <caf/sec.hpp>
+#include <caf/make_message.hpp>
 
 #include "core/log.hpp"
 #include "core/metrics.hpp"
@@ -38,7 +38,7 @@ void answer(producer_state::pending& p, std::string error) {
   } else if (error.empty()) {
     p.answer.deliver(ok_atom::value);
   } else {
-    p.answer.deliver(caf::make_error(caf::sec::runtime_error, std::move(error)));
+    p.answer.deliver(make_error(publish_error::attempts_exhausted, std::move(error)));
   }
 }
 
@@ -75,6 +75,17 @@ void settle(self_pointer self, kafka::delivery& report) {
 }
 
 } // namespace
+
+caf::error make_error(publish_error code, std::string detail) {
+  return {static_cast<uint8_t>(code), publish_error_category, caf::make_message(std::move(detail))};
+}
+
+std::string render_publish_error(uint8_t, caf::atom_value, const caf::message& context) {
+  std::string text = "publish failed after every attempt";
+  if (context.match_elements<std::string>())
+    text += ": " + context.get_as<std::string>(0);
+  return text;
+}
 
 producer_actor_impl::behavior_type
 producer(self_pointer self, std::shared_ptr<kafka::producer_client> client, retry_policy policy) {

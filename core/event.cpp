@@ -10,6 +10,7 @@
 
 #include <sys/random.h>
 
+#include "core/hex.hpp"
 #include "core/json_object.hpp"
 
 namespace uas {
@@ -349,14 +350,13 @@ std::string make_uuid() {
   used += 16;
   raw[6] = static_cast<unsigned char>((raw[6] & 0x0F) | 0x40); // version 4
   raw[8] = static_cast<unsigned char>((raw[8] & 0x3F) | 0x80); // RFC 4122 variant
-  static constexpr char hex[] = "0123456789abcdef";
   std::string text;
   text.reserve(36);
   for (int i = 0; i < 16; ++i) {
     if (i == 4 || i == 6 || i == 8 || i == 10)
       text += '-';
-    text += hex[raw[i] >> 4];
-    text += hex[raw[i] & 0x0F];
+    text += hex_digits[raw[i] >> 4];
+    text += hex_digits[raw[i] & 0x0F];
   }
   return text;
 }

@@ -5,22 +5,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/hex.hpp"
+
 namespace uas::json {
 
 namespace {
 
 bool is_digit(char c) {
   return c >= '0' && c <= '9';
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
 }
 
 void append_utf8(std::string& out, uint32_t cp) {

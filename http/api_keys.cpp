@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 
 #include "core/config.hpp"
+#include "core/hex.hpp"
 
 namespace uas {
 
@@ -36,16 +37,6 @@ bool starts_with(std::string_view text, std::string_view prefix) {
 
 bool is_name_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
 }
 
 bool parse_hex(std::string_view text, sha256_digest& out) {
@@ -95,11 +86,10 @@ sha256_digest sha256(std::string_view text) {
 }
 
 std::string to_hex(const sha256_digest& digest) {
-  static const char digits[] = "0123456789abcdef";
   std::string hex;
   for (unsigned char byte : digest) {
-    hex += digits[byte >> 4];
-    hex += digits[byte & 15];
+    hex += hex_digits[byte >> 4];
+    hex += hex_digits[byte & 15];
   }
   return hex;
 }

@@ -163,6 +163,7 @@ inline caf::actor_system_config& testing_config(caf::actor_system_config& cfg) {
   cfg.set("scheduler.policy", caf::atom("testing"));
   cfg.set("logger.inline-output", true);
   cfg.add_error_category(store_error_category, render_store_error);
+  cfg.add_error_category(publish_error_category, render_publish_error);
   return cfg;
 }
 

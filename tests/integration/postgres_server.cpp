@@ -1,6 +1,7 @@
 #include "postgres_server.hpp"
 
 #include <cstdlib>
+#include <fstream>
 #include <stdexcept>
 
 #include <netinet/in.h>
@@ -43,7 +44,7 @@ std::string postgres_server::as_owner(const std::string& program) const {
   return (geteuid() == 0 ? "runuser -u postgres -- " : "") + bin + program;
 }
 
-postgres_server::postgres_server() {
+postgres_server::postgres_server(postgres_options options) : options_{std::move(options)} {
   char tmpl[] = "/tmp/uas-postgres-XXXXXX";
   if (!mkdtemp(tmpl))
     throw std::runtime_error{"mkdtemp failed"};
@@ -58,13 +59,38 @@ postgres_server::postgres_server() {
   must(run_command(as_owner("initdb") + " -D " + dir_ + "/data -U postgres --auth=trust"
                    " -E UTF8 --no-sync --no-instructions"),
        "initdb");
+  if (options_.tls)
+    make_certificates();
+  std::ofstream{dir_ + "/data/pg_hba.conf"}
+    << "local all all trust\n"
+    << (options_.tls ? "hostssl" : "host") << " all all 127.0.0.1/32 "
+    << (options_.password.empty() ? "trust" : "scram-sha-256") << "\n";
   start();
+  if (!options_.password.empty())
+    query("ALTER ROLE postgres PASSWORD '" + options_.password + "'");
+}
+
+void postgres_server::make_certificates() const {
+  const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+  std::ofstream{dir_ + "/server.ext"} << "subjectAltName=IP:127.0.0.1\n";
+  must(run_command("cd " + dir_ + " && openssl req -x509" + ec + " -days 1 -subj /CN=uas-test-ca"
+                   " -keyout ca.key -out ca.crt 2>&1"
+                   " && openssl req" + ec + " -subj /CN=127.0.0.1 -keyout server.key -out server.csr 2>&1"
+                   " && openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial"
+                   " -days 1 -extfile server.ext -out server.crt 2>&1"
+                   " && chmod 600 server.key"
+                   + std::string{geteuid() == 0 ? " && chown postgres server.key server.crt" : ""}),
+       "making the server's certificate");
 }
 
 void postgres_server::start() {
   must(run_command(as_owner("pg_ctl") + " -D " + dir_ + "/data -l " + dir_ + "/log -w -t 60"
                    " -o \"-p " + std::to_string(port_) + " -k " + dir_
-                   + " -c listen_addresses=127.0.0.1 -c fsync=off\" start"),
+                   + " -c listen_addresses=127.0.0.1 -c fsync=off"
+                   + (options_.tls ? " -c ssl=on -c ssl_cert_file=" + dir_ + "/server.crt"
+                                       + " -c ssl_key_file=" + dir_ + "/server.key"
+                                   : "")
+                   + "\" start"),
        "pg_ctl start");
 }
 
@@ -79,11 +105,12 @@ postgres_server::~postgres_server() {
 }
 
 std::string postgres_server::url() const {
-  return "postgresql://postgres@127.0.0.1:" + std::to_string(port_) + "/postgres";
+  auto password = options_.password.empty() ? "" : ":" + options_.password;
+  return "postgresql://postgres" + password + "@127.0.0.1:" + std::to_string(port_) + "/postgres";
 }
 
 std::string postgres_server::query(const std::string& sql) const {
-  auto r = run_command(bin + "psql -h 127.0.0.1 -p " + std::to_string(port_)
+  auto r = run_command(bin + "psql -h " + dir_ + " -p " + std::to_string(port_)
                        + " -U postgres -d postgres -X -q -At -v ON_ERROR_STOP=1 -c \"" + sql + "\"");
   if (r.status != 0)
     throw std::runtime_error{"psql failed: " + r.output};

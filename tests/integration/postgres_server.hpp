@@ -10,15 +10,26 @@ namespace uas::testing {
 // A TCP port on 127.0.0.1 that nothing listens on (as of now).
 int free_port();
 
+// How the server takes TCP clients (the tests' own psql uses its Unix socket, always trusted).
+struct postgres_options {
+  // Only over TLS, with a certificate for 127.0.0.1 signed by an authority of the test's own
+  // (postgres_server::ca_file()).
+  bool tls = false;
+  // With this password (scram-sha-256); none: every client is trusted.
+  std::string password;
+};
+
 class postgres_server {
 public:
   // Initializes and starts the server; throws with the server's own words if it cannot.
-  postgres_server();
+  explicit postgres_server(postgres_options options = {});
   ~postgres_server();
 
   // A libpq URL for the server's `postgres` database as `postgres`, password and all.
   std::string url() const;
   int port() const { return port_; }
+  // The PEM certificate of the authority that signed the server's (with tls).
+  std::string ca_file() const { return dir_ + "/ca.crt"; }
 
   // Stops the server as a crash would (pg_ctl stop -m immediate): no checkpoint, no goodbye to
   // clients; the next start recovers from the write-ahead log.
@@ -34,6 +45,10 @@ private:
   // A PostgreSQL program run as the server's owner.
   std::string as_owner(const std::string& program) const;
 
+  // Makes the authority, and the server's key and certificate signed by it.
+  void make_certificates() const;
+
+  postgres_options options_;
   std::string dir_;
   int port_ = 0;
 };

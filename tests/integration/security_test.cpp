@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "postgres_server.hpp"
 #include "service_process.hpp"
 
 using namespace uas::testing;
@@ -370,6 +371,50 @@ TEST_CASE("Kafka security settings that will not do stop the service at start wi
       refused = service.wait_for_line(c.variable + "=", 1s);
     REQUIRE(refused);
     CHECK_THAT(*refused, !Catch::Contains("pw-9f8e7d6c5b4a"));
+  }
+}
+
+TEST_CASE("STORE_URL's sslmode and sslrootcert: the store speaks verified TLS, a server it cannot verify is refused") {
+  const std::string password = "db-pw-8c7b6a5f4e3d2c1b0a99";
+  postgres_server db{{true, password}}; // TCP only over TLS, and only with the password
+  scratch_dir dir;
+  make_certificate(dir, "stranger"); // an authority that did not sign the server's certificate
+  auto verified = db.url() + "?sslmode=verify-full&sslrootcert=" + db.ca_file();
+
+  service_process service{{{"STORE_URL", verified}, {"LOG_LEVEL", "debug"}}};
+  auto posted = service.post_event(R"({"userId":"alice","eventType":"LOGIN"})");
+  REQUIRE(posted);
+  REQUIRE(posted->status == 201);
+  service.wait_processed([](const json& all) { return all.size() == 1; });
+  CHECK(db.number("SELECT count(*) FROM events") == 1);
+  // The service's connection is the server's TLS one.
+  CHECK(db.number("SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid)"
+                  " WHERE ssl AND client_addr IS NOT NULL") >= 1);
+  REQUIRE(service.stop() == 0);
+  std::vector<std::string> lines = service.lines();
+
+  struct refused_case {
+    std::string url, why;
+  };
+  for (auto& c : std::vector<refused_case>{
+         {db.url() + "?sslmode=verify-full&sslrootcert=" + dir.file("stranger.crt"),
+          "certificate verify failed"},
+         {db.url() + "?sslmode=disable", "no pg_hba.conf entry"},
+         {"postgresql://postgres:not-" + password + "@127.0.0.1:" + std::to_string(db.port())
+            + "/postgres?sslmode=require",
+          "password authentication failed"}}) {
+    INFO(c.why);
+    service_process refused{{{"STORE_URL", c.url}, {"KAFKA_CONNECTION_TIMEOUT_MS", "2000"}}, false};
+    CHECK(refused.wait_exit(15s) == 1);
+    auto line = refused.wait_for_line("Cannot reach the database", 1s);
+    REQUIRE(line);
+    CHECK_THAT(*line, Catch::Contains(c.why));
+    for (auto& l : refused.lines())
+      lines.push_back(l);
+  }
+  for (auto& line : lines) {
+    INFO(line);
+    CHECK_THAT(line, !Catch::Contains(password));
   }
 }
 

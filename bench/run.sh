@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark: builds Release, runs the service against a Kafka-protocol broker in its own
 # process, and prints the figures issue 6 asks for next to their targets. Load goes to 127.0.0.1
-# only; every process started here is stopped on exit. Takes about three minutes.
+# only; every process started here is stopped on exit. Takes about eight minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deploy/install-deps.sh bench
@@ -60,6 +60,19 @@ start_broker() {
   broker=$(head -1 "$dir/out")
 }
 stop_broker() { exec 3>&-; wait "$broker_pid" 2>/dev/null || true; }
+
+# Issue 27's hostile clients, each kind at 100, 500 and 2,000 connections: a fresh client's POST
+# meanwhile, the service's HTTP threads and memory; then what a thread costs. `bench/run.sh
+# hostile` runs only these (about two minutes).
+if [ "${1:-}" != ingest ]; then
+  echo "== hostile clients: a fresh client's POST (median and worst of 5) while they are connected"
+  start_broker user-activity-events:8
+  start_service LOG_LEVEL=warn
+  "$bin/bench/bench_hostile" "$port" "$pid"
+  stop_service
+  stop_broker
+fi
+[ "${1:-}" = hostile ] && exit 0
 
 # Issue 24's figures, traffic like users': 1,000 userIds over a topic of 8 partitions, 32
 # connections; the single-key POST as a second row; batches of 100; the time from the broker's

@@ -15,7 +15,7 @@ namespace uas {
 
 void partition_progress::track(int64_t offset) {
   if (pending.empty() && done_upto < 0)
-    committed = done_upto = offset; // reading began here: the group's position already
+    began = committed = done_upto = offset; // reading began here: the group's position already
   pending.emplace_back(offset, false);
 }
 
@@ -63,6 +63,8 @@ bool settled(const consumer_state& st, const std::vector<kafka::partition_offset
 }
 
 // Stops tracking the leaving partitions; the positions done in them, to commit before they go.
+// Those already handed to the client are answered too: the client commits them on its own
+// schedule, which may come after the partitions have gone.
 std::vector<kafka::partition_offset> let_go(consumer_state& st,
                                             const std::vector<kafka::partition_offset>& leaving) {
   std::vector<kafka::partition_offset> done;
@@ -70,7 +72,7 @@ std::vector<kafka::partition_offset> let_go(consumer_state& st,
     auto it = st.partitions.find(consumer_state::partition_ref{p.topic, p.partition});
     if (it == st.partitions.end())
       continue;
-    if (it->second.has_uncommitted())
+    if (it->second.has_progress())
       done.push_back({p.topic, p.partition, it->second.done_upto});
     st.partitions.erase(it);
   }

@@ -26,6 +26,7 @@ namespace uas {
 // Records of one partition between arrival and commit, oldest first.
 struct partition_progress {
   std::deque<std::pair<int64_t, bool>> pending; // offset, done
+  int64_t began = -1;                           // where reading began: the group's position then
   int64_t committed = -1;                       // next offset to read, as last committed
   int64_t done_upto = -1;                       // next offset to read, as done so far
 
@@ -33,6 +34,7 @@ struct partition_progress {
   // Marks `offset` done; true if the committable position moved.
   bool finish(int64_t offset);
   bool has_uncommitted() const { return done_upto > committed; }
+  bool has_progress() const { return done_upto > began; }
 };
 
 // Partitions leaving this consumer, waiting for the store's answers on their records in flight.

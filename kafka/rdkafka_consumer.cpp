@@ -62,23 +62,14 @@ int partition_count(rd_kafka_t* client, const std::string& topic) {
   return count;
 }
 
-void on_commit(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t*, void*) {
-  // While the group rebalances the broker may refuse commits; the positions stay stored and the
-  // next automatic commit sends them again.
-  if (err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS)
-    log::debug("Offset commit deferred by a rebalance", {{"error", rd_kafka_err2str(err)}});
-  else if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-    log::warn("Offset commit failed", {{"error", rd_kafka_err2str(err)}});
-}
-
 } // namespace
 
 rdkafka_consumer::rdkafka_consumer(const config& cfg, const std::string& bootstrap)
-  : topic_{cfg.topic}, group_{cfg.consumer_group} {
+  : topic_{cfg.topic}, group_{cfg.consumer_group}, memory_store_{cfg.memory_store()} {
   rd_kafka_conf_t* conf = make_conf(consumer_settings(cfg, bootstrap));
   rd_kafka_conf_set_opaque(conf, this);
   rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
-  rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
+  rd_kafka_conf_set_offset_commit_cb(conf, &rdkafka_consumer::on_commit);
   rd_kafka_conf_set_stats_cb(conf, [](rd_kafka_t*, char* json, size_t len, void* opaque) {
     static_cast<rdkafka_consumer*>(opaque)->on_statistics(parse_statistics(json, len));
     return 0; // librdkafka frees the JSON
@@ -196,6 +187,34 @@ void rdkafka_consumer::hand_over() {
   batch_.clear();
 }
 
+void rdkafka_consumer::on_commit(rd_kafka_t*, rd_kafka_resp_err_t err,
+                                 rd_kafka_topic_partition_list_t* offsets, void* opaque) {
+  auto* self = static_cast<rdkafka_consumer*>(opaque);
+  for (int i = 0; offsets && i < offsets->cnt; ++i)
+    if (!offsets->elems[i].err && offsets->elems[i].offset >= 0
+        && self->topic_ == offsets->elems[i].topic)
+      self->acknowledged_[offsets->elems[i].partition] = offsets->elems[i].offset;
+  // While the group rebalances the broker may refuse commits; the positions stay stored and the
+  // next automatic commit sends them again.
+  if (err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS)
+    log::debug("Offset commit deferred by a rebalance", {{"error", rd_kafka_err2str(err)}});
+  else if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+    log::warn("Offset commit failed", {{"error", rd_kafka_err2str(err)}});
+}
+
+std::string rdkafka_consumer::last_commits(const rd_kafka_topic_partition_list_t* partitions) const {
+  std::map<int32_t, std::string> by_partition;
+  for (int i = 0; i < partitions->cnt; ++i) {
+    auto it = acknowledged_.find(partitions->elems[i].partition);
+    by_partition[partitions->elems[i].partition] =
+      it == acknowledged_.end() ? "none" : std::to_string(it->second);
+  }
+  std::string text;
+  for (auto& [partition, offset] : by_partition)
+    text += (text.empty() ? "" : ",") + std::to_string(partition) + ":" + offset;
+  return text;
+}
+
 void rdkafka_consumer::on_statistics(const client_health& health) {
   joined_ = health.group_joined;
   std::map<metrics::partition_gauge::key, int64_t> lag;
@@ -229,31 +248,17 @@ void rdkafka_consumer::on_rebalance(rd_kafka_t* client, rd_kafka_resp_err_t err,
       check(rd_kafka_incremental_assign(client, partitions));
     else
       rd_kafka_assign(client, partitions);
-    for (int i = 0; i < partitions->cnt; ++i)
+    for (int i = 0; i < partitions->cnt; ++i) {
       owned.insert(partitions->elems[i].partition);
+      self->acknowledged_.erase(partitions->elems[i].partition); // others may have committed since
+    }
     self->set_assigned(std::move(owned));
     self->warn_if_partial_view(client);
     if (self->paused_.load())
       rd_kafka_pause_partitions(client, partitions); // the store is still down
     return;
   }
-  if (partitions->cnt > 0)
-    log::info("Partitions revoked", {{"topic", self->topic_},
-                                     {"count", partitions->cnt},
-                                     {"partitions", numbers(partitions)}});
-  // Records polled before this rebalance go to the actor first, so that they are among the
-  // work it finishes and commits before the partitions move.
-  if (!self->batch_.empty())
-    self->hand_over();
-  auto done = self->listener_->on_revoked(from_list(partitions));
-  if (!done.empty()) {
-    auto* list = to_list(done);
-    rd_kafka_offsets_store(client, list);
-    // Synchronously: the next owner starts reading from this commit.
-    if (auto commit_err = rd_kafka_commit(client, list, 0))
-      log::warn("Offset commit on revocation failed", {{"error", rd_kafka_err2str(commit_err)}});
-    rd_kafka_topic_partition_list_destroy(list);
-  }
+  self->revoke(client, partitions);
   if (cooperative)
     check(rd_kafka_incremental_unassign(client, partitions));
   else
@@ -263,8 +268,50 @@ void rdkafka_consumer::on_rebalance(rd_kafka_t* client, rd_kafka_resp_err_t err,
   self->set_assigned(std::move(owned));
 }
 
+void rdkafka_consumer::revoke(rd_kafka_t* client, rd_kafka_topic_partition_list_t* partitions) {
+  // Lost: the group gave them to others already (this member missed its session, or was
+  // fenced), and a commit would be refused.
+  bool lost = rd_kafka_assignment_lost(client);
+  auto which = numbers(partitions);
+  if (lost && partitions->cnt > 0)
+    log::warn("Partitions lost", {{"topic", topic_}, {"count", partitions->cnt},
+                                  {"partitions", which},
+                                  {"readAgainFrom", last_commits(partitions)}});
+  else if (partitions->cnt > 0)
+    log::info("Partitions revoked", {{"topic", topic_}, {"count", partitions->cnt},
+                                     {"partitions", which}});
+  // Records polled before this rebalance go to the listener first, so that they are among the
+  // work it finishes before the partitions move.
+  if (!batch_.empty())
+    hand_over();
+  auto done = listener_->on_revoked(from_list(partitions));
+  if (lost || done.empty())
+    return;
+  // Every done position, those already stored for librdkafka's next automatic commit too: that
+  // commit would go out after the partitions are gone, racing their next owner's first fetch.
+  // Stored as well: librdkafka commits what is stored for partitions it unassigns, and an older
+  // stored position committed after this one would move the group back.
+  // Synchronously: the next owner starts reading from this commit.
+  auto* list = to_list(done);
+  rd_kafka_offsets_store(client, list);
+  if (auto err = rd_kafka_commit(client, list, 0)) {
+    // Refused while another member (re)joins (librdkafka's mock broker refuses commits through
+    // every rebalance); the group cannot move on until this member lets the partitions go, so
+    // they go, and their next owner reads again what was done here since the last commit.
+    log::warn("Offset commit on revocation failed",
+              {{"topic", topic_}, {"partitions", which}, {"error", rd_kafka_err2str(err)},
+               {"readAgainFrom", last_commits(partitions)}});
+  } else {
+    for (auto& p : done)
+      acknowledged_[p.partition] = p.offset;
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+}
+
 void rdkafka_consumer::warn_if_partial_view(rd_kafka_t* client) {
-  if (warned_partial_view_)
+  // A shared store (PostgreSQL) serves every member's events; a member given nothing yet (while
+  // partitions move to it) has no view to speak of.
+  if (warned_partial_view_ || !memory_store_ || assigned_.empty())
     return;
   int total = partition_count(client, topic_);
   if (total == 0 || static_cast<int>(assigned_.size()) >= total)

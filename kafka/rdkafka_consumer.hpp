@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <set>
 #include <thread>
 #include <vector>
@@ -37,6 +38,14 @@ public:
 private:
   static void on_rebalance(rd_kafka_t* client, rd_kafka_resp_err_t err,
                            rd_kafka_topic_partition_list_t* partitions, void* opaque);
+  static void on_commit(rd_kafka_t* client, rd_kafka_resp_err_t err,
+                        rd_kafka_topic_partition_list_t* offsets, void* opaque);
+  // Hands the leaving partitions' done positions to the group before they go; says what their
+  // next owner will read again when that is refused or too late.
+  void revoke(rd_kafka_t* client, rd_kafka_topic_partition_list_t* partitions);
+  // "0:120,1:98": where the next owner of these partitions starts, as far as this member knows
+  // (its last commit the broker acknowledged; "none" before the first).
+  std::string last_commits(const rd_kafka_topic_partition_list_t* partitions) const;
   void poll_loop();
   // Gives the records polled so far to the listener.
   void hand_over();
@@ -44,7 +53,7 @@ private:
   // The partitions owned from now on, for /metrics.
   void set_assigned(std::set<int32_t> partitions);
   // Says once, at the first assignment that is not the whole topic, that this instance's view
-  // of the events is partial.
+  // of the events is partial: with the store in memory, each member keeps only what it read.
   void warn_if_partial_view(rd_kafka_t* client);
   // Pauses or resumes every partition assigned now.
   void set_paused(bool paused);
@@ -58,6 +67,8 @@ private:
   // Touched only on the polling thread, where librdkafka serves every callback.
   std::vector<record> batch_;
   std::set<int32_t> assigned_;
+  std::map<int32_t, int64_t> acknowledged_; // the last commit the broker took, by partition
+  bool memory_store_;
   bool warned_partial_view_ = false;
   consumer_listener* listener_ = nullptr;
   std::atomic<bool> polling_{false};

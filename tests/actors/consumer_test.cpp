@@ -227,11 +227,12 @@ TEST_CASE_METHOD(consumer_fixture, "a revocation waits for the store a bounded w
   advance(consumer_state::revoke_wait - std::chrono::milliseconds{1});
   CHECK_FALSE(done->arrived);
   advance(std::chrono::milliseconds{1});
-  // Partition 0: offset 0 is done (and committed by the periodic commit while the revocation
-  // waited), so reading resumes at 1; partition 1: nothing done.
+  // Partition 0: offset 0 is done, so reading resumes at 1. The periodic commit handed that to
+  // the client while the revocation waited; it is answered again, since the client's own commit
+  // may come after the partition has gone. Partition 1: nothing done.
   REQUIRE(done->arrived);
   REQUIRE(done->value);
-  CHECK(done->value->empty());
+  CHECK(*done->value == offsets{{topic, 0, 1}});
   CHECK(client->committed(topic, 0) == 1);
   CHECK(client->committed(topic, 1) == -1);
 

@@ -48,12 +48,13 @@ double assigned(const service_process& s) {
 }
 
 // The partitions a service owns now, by its log: each `Partitions assigned` line adds what it
-// names, each `Partitions revoked` line takes it away (rebalances are incremental).
+// names, each `Partitions revoked` (or lost) line takes it away (rebalances are incremental).
 std::set<int> owned_partitions(const service_process& s) {
   std::set<int> owned;
   for (auto& line : s.lines()) {
     bool assigned = line.find("Partitions assigned: ") != std::string::npos;
-    if (!assigned && line.find("Partitions revoked: ") == std::string::npos)
+    if (!assigned && line.find("Partitions revoked: ") == std::string::npos
+        && line.find("Partitions lost: ") == std::string::npos)
       continue;
     std::stringstream numbers{line.substr(line.find("partitions=") + 11)};
     std::string n;
@@ -64,6 +65,58 @@ std::set<int> owned_partitions(const service_process& s) {
         owned.erase(std::stoi(n));
   }
   return owned;
+}
+
+// The value of `name=` in a text log line, up to the next ", ".
+std::string field_of(const std::string& line, const std::string& name) {
+  auto at = line.find(name + "=");
+  if (at == std::string::npos)
+    return {};
+  at += name.size() + 1;
+  return line.substr(at, line.find(", ", at) - at);
+}
+
+// Where each event a service stored was read: eventId -> (partition, offset).
+std::map<std::string, std::pair<int, long>> read_positions(const service_process& s) {
+  std::map<std::string, std::pair<int, long>> where;
+  for (auto& line : s.lines())
+    if (line.find("Processed event: ") != std::string::npos)
+      where[field_of(line, "eventId")] = {std::stoi(field_of(line, "partition")),
+                                          std::stol(field_of(line, "offset"))};
+  return where;
+}
+
+// What a service said its partitions' next owner reads again, from its `Offset commit on
+// revocation failed` and `Partitions lost` lines: partition -> first offset read again.
+std::map<int, long> handed_on_uncommitted(const service_process& s) {
+  std::map<int, long> from;
+  for (auto& line : s.lines()) {
+    if (line.find("Offset commit on revocation failed: ") == std::string::npos
+        && line.find("Partitions lost: ") == std::string::npos)
+      continue;
+    std::stringstream positions{field_of(line, "readAgainFrom")};
+    std::string position;
+    while (std::getline(positions, position, ',')) {
+      auto colon = position.find(':');
+      auto offset = position.substr(colon + 1);
+      // No commit yet: the next owner starts where the group began, the topic's first offset.
+      from[std::stoi(position.substr(0, colon))] = offset == "none" ? 0 : std::stol(offset);
+    }
+  }
+  return from;
+}
+
+// The lines that tell how partitions moved, for a failure's report.
+std::string ownership_log(const std::vector<const service_process*>& services) {
+  std::string text;
+  for (size_t i = 0; i < services.size(); ++i) {
+    text += "--- instance " + std::to_string(i + 1) + "\n";
+    for (auto& line : services[i]->lines())
+      if (line.find("Partitions ") != std::string::npos || line.find("commit") != std::string::npos
+          || line.find(" warn ") != std::string::npos || line.find(" error ") != std::string::npos)
+        text += line + "\n";
+  }
+  return text;
 }
 
 std::set<std::string> ids_of(const json& events) {
@@ -131,8 +184,9 @@ TEST_CASE("two instances share one broker's partitions, and each event is stored
   std::map<std::string, std::string> group{{"KAFKA_CONSUMER_GROUP", "scale-group"},
                                            {"KAFKA_SESSION_TIMEOUT_MS", "3000"}};
   auto first = broker.start(group);
-  REQUIRE(first->wait_for_line(
-    "Partitions assigned: topic=user-activity-events, count=6, partitions=0,1,2,3,4,5", 20s));
+  if (!first->wait_for_line(
+        "Partitions assigned: topic=user-activity-events, count=6, partitions=0,1,2,3,4,5", 30s))
+    FAIL("the first instance was not given every partition\n" << ownership_log({first.get()}));
   CHECK(eventually([&] { return assigned(*first) == 6; }, 5s));
 
   // POSTs go on, one after another, while a second member joins: partitions move with records
@@ -159,16 +213,20 @@ TEST_CASE("two instances share one broker's partitions, and each event is stored
   };
   CHECK(eventually([&] { return posted_count() >= 100; }, 20s));
   auto second = broker.start(group);
-  CHECK(first->wait_for_line("Partitions revoked: topic=user-activity-events, count=3", 30s));
-  CHECK(second->wait_for_line("Partitions assigned: topic=user-activity-events, count=3", 30s));
-  // The group converges: every partition owned by one of the two, each owning some.
-  CHECK(eventually([&] { return assigned(*first) + assigned(*second) == 6
-                                && assigned(*first) > 0 && assigned(*second) > 0; }, 30s));
+  // The group converges: every partition owned by one of the two, each owning some. On a starved
+  // machine a session may expire on the way, and the first's partitions are lost, not revoked.
+  bool converged = eventually([&] { return assigned(*first) + assigned(*second) == 6
+                                           && assigned(*first) > 0 && assigned(*second) > 0; }, 40s);
   auto until = posted_count() + 100;
-  CHECK(eventually([&] { return posted_count() >= until; }, 20s));
+  bool loaded = eventually([&] { return posted_count() >= until; }, 20s);
   loading = false;
   load.join();
+  INFO(ownership_log({first.get(), second.get()}));
+  REQUIRE(converged);
+  CHECK(loaded);
   CHECK(failures == 0);
+  CHECK(first->count_lines("Partitions revoked: ") + first->count_lines("Partitions lost: ") > 0);
+  CHECK(second->count_lines("Partitions assigned: ") > 0);
 
   auto a = owned_partitions(*first), b = owned_partitions(*second);
   std::set<int> both = a;
@@ -191,12 +249,21 @@ TEST_CASE("two instances share one broker's partitions, and each event is stored
   std::vector<std::string> in_both;
   std::set_intersection(in_first.begin(), in_first.end(), in_second.begin(), in_second.end(),
                         std::back_inserter(in_both));
-  // Done work is committed before a partition moves, so redelivery is rare; it is not ruled
-  // out (at least once): a revocation that outlasts its 3 s wait on a starved machine hands the
-  // next owner work not yet committed. Both stores holding a tenth of the events would mean the
-  // commit on revocation is not happening at all.
+  // Unless the first said otherwise: a commit refused while the group rebalances (librdkafka's
+  // mock broker refuses every commit while a member joins, and a member late to sync rejoins at
+  // once) or partitions lost with a session. Then the second reads again exactly what the first
+  // did after the last commit it reported, and no more (at least once).
+  auto read_again_from = handed_on_uncommitted(*first);
+  auto where_first_read = read_positions(*first);
   INFO(in_both.size() << " of " << posted.size() << " events stored by both instances");
-  CHECK(in_both.size() * 10 < posted.size());
+  if (read_again_from.empty())
+    CHECK(in_both.empty());
+  for (auto& id : in_both) {
+    auto [partition, offset] = where_first_read[id];
+    INFO("event " << id << " at partition " << partition << ", offset " << offset);
+    REQUIRE(read_again_from.count(partition));
+    CHECK(offset >= read_again_from[partition]);
+  }
   CHECK(first->count_lines("Duplicate event ignored") == 0);
   CHECK(second->count_lines("Duplicate event ignored") == 0);
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <future>
 #include <map>
 #include <optional>
 #include <set>
@@ -331,6 +332,8 @@ struct http_server::impl {
   std::shared_ptr<const key_ring> keys; // nullptr: every route open; replaced whole on SIGHUP
   std::unique_ptr<rate_limiter> limiter; // nullptr: RATE_LIMIT_PER_KEY=0
   std::thread listener;
+  std::future<void> listened; // ready once the listener's threads have all ended
+  std::shared_ptr<const pool_load> load;
   std::atomic<bool> draining{false};
   std::atomic<bool> abandoning{false}; // drain's time is up: stop waiting for answers
   std::atomic<int> in_flight{0};
@@ -495,12 +498,12 @@ struct http_server::impl {
     auto screen = [this](httplib::Request& req, httplib::Response& res) {
       return refuse_ambiguous_framing(req, res) || screen_caller(req, res) || screen_body(req, res);
     };
-    auto load = tune_for_load(server,
-                              {static_cast<size_t>(cfg.http_threads),
-                               static_cast<size_t>(cfg.http_max_threads)},
-                              count, screen);
-    metrics::global().http_threads = [load] { return load->threads.load(); };
-    metrics::global().http_connections_waiting = [load] { return load->waiting.load(); };
+    load = tune_for_load(server,
+                         {static_cast<size_t>(cfg.http_threads),
+                          static_cast<size_t>(cfg.http_max_threads)},
+                         count, screen);
+    metrics::global().http_threads = [load = load] { return load->threads.load(); };
+    metrics::global().http_connections_waiting = [load = load] { return load->waiting.load(); };
     metrics::global().producer_in_flight = [this] {
       return static_cast<int64_t>(events_waiting.load());
     };
@@ -756,7 +759,12 @@ void http_server::use_api_keys(std::shared_ptr<const key_ring> keys) {
 }
 
 http_server::~http_server() {
-  stop();
+  if (impl_->listener.joinable()) {
+    impl_->server.stop();
+    impl_->listener.join();
+  }
+  caf::anon_send_exit(impl_->relay, caf::exit_reason::user_shutdown);
+  metrics::global().producer_in_flight = nullptr; // the registry outlives the server
 }
 
 std::string http_server::host() const {
@@ -769,9 +777,12 @@ int http_server::start() {
   int port = bind_for_load(server, host(), cfg.port);
   if (port < 0)
     throw std::runtime_error{"cannot listen on " + host() + ":" + std::to_string(cfg.port)};
-  impl_->listener = std::thread{[&server] {
+  std::promise<void> ended;
+  impl_->listened = ended.get_future();
+  impl_->listener = std::thread{[&server, ended = std::move(ended)]() mutable {
     pthread_setname_np(pthread_self(), "http-accept");
-    server.listen_after_bind();
+    server.listen_after_bind(); // returns once the worker pool has shut down
+    ended.set_value();
   }};
   return port;
 }
@@ -786,13 +797,16 @@ int http_server::drain(std::chrono::milliseconds timeout) {
   return unanswered;
 }
 
-void http_server::stop() {
-  if (impl_->listener.joinable()) {
-    impl_->server.stop();
-    impl_->listener.join();
-  }
+size_t http_server::stop(std::chrono::milliseconds patience) {
+  if (!impl_->listener.joinable())
+    return 0;
+  impl_->server.stop();
+  // The relay goes either way: a request that still arrives is answered 503 (drain abandoned it).
   caf::anon_send_exit(impl_->relay, caf::exit_reason::user_shutdown);
-  metrics::global().producer_in_flight = nullptr; // the registry outlives the server
+  if (impl_->listened.wait_for(patience) != std::future_status::ready)
+    return impl_->load->threads.load();
+  impl_->listener.join();
+  return 0;
 }
 
 } // namespace uas

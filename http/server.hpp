@@ -45,8 +45,12 @@ public:
   // answers those still waiting 503 too. Returns how many that were.
   int drain(std::chrono::milliseconds timeout);
 
-  // Closes the listening socket and joins the server's threads.
-  void stop();
+  // Closes the listening socket and waits up to `patience` for the server's threads to end (a
+  // keep-alive connection ends after the request it is in). Returns how many connections still
+  // hold a thread then, 0 once all have ended: clients sending a request too slowly to finish it
+  // (slowloris), which only the process's exit ends, since httplib has no way to close another
+  // thread's connection.
+  size_t stop(std::chrono::milliseconds patience);
 
 private:
   struct impl;

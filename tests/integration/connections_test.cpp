@@ -248,3 +248,21 @@ TEST_CASE("500 request bodies arriving a byte every 2 s do not hold others up") 
 TEST_CASE("500 slowloris connections, reconnecting when closed, do not hold others up") {
   expect_fresh_client_answered(hostile_clients::kind::slowloris, 500, std::chrono::milliseconds{1000});
 }
+
+TEST_CASE("SIGTERM with slowloris connections open: the service still stops in time, and exits 0") {
+  service_process service;
+  auto accepted = service.post_event(R"({"userId":"alice","eventType":"LOGIN"})");
+  REQUIRE(accepted);
+  REQUIRE(accepted->status == 201);
+  hostile_clients hostile{service.port(), hostile_clients::kind::slowloris, 50};
+  REQUIRE(hostile.wait_connected(std::chrono::seconds{10}));
+  auto signalled = std::chrono::steady_clock::now();
+  CHECK(service.stop(SIGTERM, std::chrono::seconds{15}) == 0);
+  // Not the 9.5 s watchdog: the server waits 2 s for its connections' threads, then shutdown goes
+  // on, and the exit closes the connections still being trickled.
+  CHECK(std::chrono::steady_clock::now() - signalled < std::chrono::seconds{7});
+  CHECK(service.count_lines("Shutdown took longer") == 0);
+  CHECK(service.count_lines("HTTP server stopped") == 1);
+  for (auto step : {"Producer flushed", "Consumer closed", "Actors stopped", "Shutdown complete"})
+    CHECK(service.count_lines(step) == 1);
+}

@@ -29,4 +29,5 @@ function done(summary, latency, requests)
   io.write(string.format("not_201 %d\n", total))
   io.write(string.format("p50_ms %.3f\np99_ms %.3f\n", latency:percentile(50) / 1000, latency:percentile(99) / 1000))
   io.write(string.format("rps %.0f\n", summary.requests / (summary.duration / 1e6)))
+  io.write(string.format("requests %d\n", summary.requests))
 end

@@ -136,6 +136,7 @@ void log_start(const config& cfg, int64_t open_files) {
              {"brokers", cfg.kafka_brokers},
              {"topic", cfg.topic},
              {"group", cfg.consumer_group},
+             {"deadLetterTopic", cfg.dlq_topic.empty() ? "(none)" : cfg.dlq_topic},
              {"clientId", cfg.client_id},
              {"retries", cfg.producer_retries},
              {"retryBackoffMs", int64_t{cfg.retry_backoff.count()}},
@@ -153,12 +154,33 @@ void log_start(const config& cfg, int64_t open_files) {
              {"kafkaSecurityProtocol", cfg.kafka_auth.protocol}});
 }
 
+// The dead-letter producer (none when KAFKA_DLQ_TOPIC is empty), and whether its topic exists.
+dead_letter_route start_dead_letters(const config& cfg, const std::string& bootstrap) {
+  dead_letter_route route{nullptr, cfg.dlq_topic, cfg.consumer_group, cfg.retry_backoff, 30s};
+  if (cfg.dlq_topic.empty()) {
+    log::info("Dead-letter topic off: messages the consumer cannot store are skipped and logged");
+    return route;
+  }
+  auto client = std::make_shared<kafka::rdkafka_producer>(
+    kafka::dead_letter_settings(cfg, bootstrap), cfg.dlq_topic, cfg.connection_timeout);
+  if (auto why = client->topic_missing(cfg.connection_timeout); why.empty())
+    log::info("Dead-letter topic ready", {{"topic", cfg.dlq_topic}});
+  else
+    log::warn("Dead-letter topic missing: messages the consumer cannot store wait for it, "
+              "their partitions' offsets held",
+              {{"topic", cfg.dlq_topic}, {"error", why}});
+  route.client = std::move(client);
+  return route;
+}
+
 int run(const config& cfg, std::shared_ptr<const key_ring> keys) {
   log_start(cfg, raise_open_file_limit());
   std::optional<kafka::embedded_broker> embedded;
   std::string bootstrap = cfg.kafka_brokers;
   if (cfg.embedded_broker()) {
     embedded.emplace(cfg.topic, cfg.embedded_partitions);
+    if (!cfg.dlq_topic.empty())
+      embedded->create_topic(cfg.dlq_topic, cfg.embedded_partitions);
     bootstrap = embedded->address();
     log::info("Embedded Kafka broker started",
               {{"address", bootstrap},
@@ -210,8 +232,9 @@ int run(const config& cfg, std::shared_ptr<const key_ring> keys) {
   auto producer_client = std::make_shared<kafka::rdkafka_producer>(cfg, bootstrap);
   producer_actor producer_handle = sys.spawn(
     producer, producer_client, retry_policy{cfg.producer_retries, cfg.retry_backoff});
+  auto dead_letters = start_dead_letters(cfg, bootstrap);
   auto consumer_client = std::make_shared<kafka::rdkafka_consumer>(cfg, bootstrap);
-  consumer_actor consumer_handle = sys.spawn(consumer, store_handle, consumer_client);
+  consumer_actor consumer_handle = sys.spawn(consumer, store_handle, consumer_client, dead_letters);
   consumer_bridge bridge{sys, consumer_handle};
   consumer_client->start(bridge);
   log::info("Consumer subscribed", {{"topic", cfg.topic}, {"group", cfg.consumer_group}});
@@ -284,6 +307,10 @@ int run(const config& cfg, std::shared_ptr<const key_ring> keys) {
     log::info("HTTP server stopped");
   bool flushed = producer_client->flush(2s);
   log::info(flushed ? "Producer flushed" : "Producer flush timed out");
+  // Dead letters acknowledged now have their originals' offsets committed as the consumer closes;
+  // any still unacknowledged are read again by the next owner of their partition.
+  if (dead_letters.client && !dead_letters.client->flush(1s))
+    log::warn("Dead-letter producer flush timed out");
   consumer_client->stop();
   log::info("Consumer closed: offsets committed, group left");
   for (auto& handle : {caf::actor_cast<caf::actor>(consumer_handle),

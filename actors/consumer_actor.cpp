@@ -4,12 +4,14 @@
 #include <chrono>
 #include <optional>
 #include <utility>
+#include <variant>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/scoped_actor.hpp>
 
 #include "core/log.hpp"
 #include "core/metrics.hpp"
+#include "core/trace_context.hpp"
 
 namespace uas {
 
@@ -41,6 +43,13 @@ partition_progress& consumer_state::progress(std::string_view topic, int32_t par
   return it->second;
 }
 
+std::chrono::milliseconds dead_letter_route::delay_before(int retry) const {
+  auto delay = backoff;
+  for (int i = 1; i < retry && delay < max_backoff; ++i)
+    delay *= 2;
+  return std::min(delay, max_backoff);
+}
+
 namespace {
 
 using self_pointer = consumer_actor_impl::stateful_pointer<consumer_state>;
@@ -48,10 +57,15 @@ using self_pointer = consumer_actor_impl::stateful_pointer<consumer_state>;
 // Where a record sits: what every consumer log line names.
 using position = kafka::partition_offset;
 
-void skip(const position& p, const std::string& reason) {
-  log::warn("Skipped message",
-            {{"reason", reason}, {"topic", p.topic}, {"partition", p.partition}, {"offset", p.offset}});
+// The fields that place a line about one record, and its trace when it has one.
+log::field_list where_fields(const position& p, const std::string& trace_id) {
+  log::field_list fs{{"topic", p.topic}, {"partition", p.partition}, {"offset", p.offset}};
+  if (!trace_id.empty())
+    fs.push_back({"traceId", trace_id});
+  return fs;
 }
+
+void forget_dead_letters(consumer_state& st, const kafka::partition_offset& leaving);
 
 // Whether the store has answered for every record read from these partitions.
 bool settled(const consumer_state& st, const std::vector<kafka::partition_offset>& leaving) {
@@ -75,6 +89,7 @@ std::vector<kafka::partition_offset> let_go(consumer_state& st,
     if (it->second.has_progress())
       done.push_back({p.topic, p.partition, it->second.done_upto});
     st.partitions.erase(it);
+    forget_dead_letters(st, p);
   }
   return done;
 }
@@ -91,7 +106,20 @@ void answer_settled_revocations(consumer_state& st) {
                        st.revocations.end());
 }
 
-// The store has answered for (or we gave up on) this record: its position may now be committed.
+// The line for a message the consumer did not store; `dead_letter_topic` names where it went.
+void skip(const position& p, std::string_view reason, const std::string& error,
+          const std::string& trace_id, const std::string& dead_letter_topic = {}) {
+  log::field_list fs{{"reason", reason}};
+  auto where = where_fields(p, trace_id);
+  fs.insert(fs.end(), where.begin(), where.end());
+  fs.push_back({"error", error});
+  if (!dead_letter_topic.empty())
+    fs.push_back({"deadLetterTopic", dead_letter_topic});
+  log::write(log::level::warn, "Skipped message", fs);
+}
+
+// The store has answered for this record, or its dead letter is acknowledged (or refused for
+// good): its position may now be committed.
 void finish(self_pointer self, const position& p) {
   auto& st = self->state;
   auto it = st.partitions.find(consumer_state::partition_ref{p.topic, p.partition});
@@ -117,47 +145,143 @@ bool is_malformed(const std::vector<validation_error>& errors) {
   return errors.size() == 1 && errors.front().field == "body";
 }
 
-// The event in a record, or nothing when the record is skipped (and so already done).
-std::optional<event> accept(self_pointer self, const kafka::record& r, const position& at) {
+// Why the consumer cannot store a record.
+struct rejection {
+  dead_letter_reason reason;
+  std::string error;
+};
+
+// The event a record holds, or why it cannot be stored. Nothing but the value, the schema-version
+// and traceparent headers count: the key is the producer's business.
+std::variant<event, rejection> read_record(const kafka::record& r) {
+  using reason = dead_letter_reason;
+  // The version says how to read the rest, so it is looked at first.
+  if (auto why = unknown_schema(r.headers); !why.empty())
+    return rejection{reason::unknown_schema, std::move(why)};
+  if (!r.has_value)
+    return rejection{reason::malformed, "value is null"};
+  if (r.value.size() > max_event_bytes)
+    return rejection{reason::too_large, "value of " + std::to_string(r.value.size())
+                                          + " bytes is larger than any event ("
+                                          + std::to_string(max_event_bytes) + " bytes at most)"};
+  auto parsed = parse_event_message(r.value);
+  if (!parsed.ok())
+    return rejection{is_malformed(parsed.errors) ? reason::malformed : reason::invalid,
+                     describe(parsed.errors)};
+  parsed.value.traceparent = traceparent_of(r.headers);
+  return std::move(parsed.value);
+}
+
+// -- dead letters ---------------------------------------------------------------
+
+// Sends a record the consumer cannot store to the dead-letter topic; its position waits for the
+// broker's acknowledgement. Without a dead-letter topic it is skipped at once.
+void reject(self_pointer self, const kafka::record& r, rejection why) {
+  auto& st = self->state;
   auto& m = metrics::global();
-  m.events_consumed.inc();
-  self->state.progress(r.topic, r.partition).track(r.offset);
-  try {
-    if (!r.has_value) {
-      m.events_malformed.inc();
-      skip(at, "null value");
-    } else if (auto parsed = parse_event_message(r.value); !parsed.ok()) {
-      (is_malformed(parsed.errors) ? m.events_malformed : m.events_invalid).inc();
-      skip(at, describe(parsed.errors));
-    } else {
-      return std::move(parsed.value);
-    }
-  } catch (const std::exception& ex) {
-    skip(at, std::string{"processing failed: "} + ex.what());
+  if (why.reason == dead_letter_reason::malformed)
+    m.events_malformed.inc();
+  else if (why.reason == dead_letter_reason::invalid)
+    m.events_invalid.inc();
+  position at{r.topic, r.partition, r.offset};
+  auto trace_id = trace_id_of(traceparent_of(r.headers));
+  if (!st.dead_letters.client) {
+    skip(at, name_of(why.reason), why.error, trace_id);
+    finish(self, at);
+    return;
   }
-  finish(self, at);
+  auto id = st.next_dead_letter_id++;
+  auto message = dead_letter(r, why.reason, why.error, st.dead_letters.consumer_group);
+  auto& pending = st.dead_letters_in_flight
+                    .emplace(id, pending_dead_letter{std::move(at), why.reason, std::move(why.error),
+                                                     std::move(trace_id), std::move(message)})
+                    .first->second;
+  st.dead_letters.client->produce(pending.message, id);
+}
+
+// Acknowledged: the original is done. Refused for good: said loudly, counted, and done too.
+// Otherwise tried again after a backoff, the position held meanwhile.
+void settle_dead_letter(self_pointer self, const kafka::delivery& report) {
+  auto& st = self->state;
+  auto it = st.dead_letters_in_flight.find(report.id);
+  if (it == st.dead_letters_in_flight.end())
+    return; // its partition was revoked: the new owner reads the original again
+  auto& d = it->second;
+  auto& m = metrics::global();
+  auto reason = name_of(d.reason);
+  if (report.error.empty()) {
+    m.events_dead_lettered[static_cast<size_t>(d.reason)].inc();
+    skip(d.at, reason, d.error, d.trace_id, st.dead_letters.topic);
+  } else if (report.permanent) {
+    m.events_dead_letter_failed.inc();
+    auto fs = where_fields(d.at, d.trace_id);
+    fs.insert(fs.begin(), {"reason", reason});
+    fs.push_back({"deadLetterTopic", st.dead_letters.topic});
+    fs.push_back({"error", report.error});
+    log::write(log::level::error, "Dead letter refused, message left without a copy", fs);
+  } else {
+    auto delay = st.dead_letters.delay_before(d.attempt);
+    auto fs = where_fields(d.at, d.trace_id);
+    fs.push_back({"deadLetterTopic", st.dead_letters.topic});
+    fs.push_back({"attempt", d.attempt});
+    fs.push_back({"error", report.error});
+    log::write(log::level::warn, "Dead letter not delivered", fs,
+               "; retrying in " + std::to_string(delay.count()) + " ms");
+    self->delayed_send(self, delay, dead_letter_retry_atom::value, report.id);
+    return;
+  }
+  finish(self, d.at);
+  st.dead_letters_in_flight.erase(it);
+}
+
+// Partitions leaving take their dead letters with them: the new owner reads the originals again.
+void forget_dead_letters(consumer_state& st, const kafka::partition_offset& leaving) {
+  for (auto it = st.dead_letters_in_flight.begin(); it != st.dead_letters_in_flight.end();) {
+    auto& at = it->second.at;
+    if (at.topic == leaving.topic && at.partition == leaving.partition)
+      it = st.dead_letters_in_flight.erase(it);
+    else
+      ++it;
+  }
+}
+
+// -- events -------------------------------------------------------------------------
+
+// The event in a record, or nothing when the record is rejected (and so handled already).
+std::optional<event> accept(self_pointer self, const kafka::record& r) {
+  metrics::global().events_consumed.inc();
+  self->state.progress(r.topic, r.partition).track(r.offset);
+  std::variant<event, rejection> read;
+  try {
+    read = read_record(r);
+  } catch (const std::exception& ex) {
+    read = rejection{dead_letter_reason::malformed, std::string{"processing failed: "} + ex.what()};
+  }
+  if (auto* e = std::get_if<event>(&read))
+    return std::move(*e);
+  reject(self, r, std::move(std::get<rejection>(read)));
   return std::nullopt;
 }
 
 void report(const event& e, write_status status, const position& at) {
-  auto& m = metrics::global();
-  if (status == write_status::added) {
-    m.events_processed.inc();
-    log::info("Processed event", {{"eventId", e.event_id}, {"userId", e.user_id},
-                                  {"eventType", e.event_type}, {"topic", at.topic},
-                                  {"partition", at.partition}, {"offset", at.offset}});
-  } else {
-    m.events_duplicate.inc();
-    log::info("Duplicate event ignored", {{"eventId", e.event_id}, {"topic", at.topic},
-                                          {"partition", at.partition}, {"offset", at.offset}});
-  }
+  bool added = status == write_status::added;
+  (added ? metrics::global().events_processed : metrics::global().events_duplicate).inc();
+  auto where = where_fields(at, trace_id_of(e.traceparent));
+  log::field_list fs;
+  if (added)
+    fs = {{"eventId", e.event_id}, {"userId", e.user_id}, {"eventType", e.event_type}};
+  else
+    fs = {{"eventId", e.event_id}};
+  fs.insert(fs.end(), where.begin(), where.end());
+  log::write(log::level::info, added ? "Processed event" : "Duplicate event ignored", fs);
 }
 
-// The database refused this event for its data: it is skipped, never retried, so that it cannot
-// hold up its partition.
-void store_rejected(const event&, const position& at, const std::string& reason) {
+// The database refused this event for its data: it goes to the dead-letter topic like any other
+// message the consumer cannot store, and is never retried, so that it cannot hold up its
+// partition.
+void store_rejected(self_pointer self, const kafka::record& r, const std::string& reason) {
   metrics::global().events_rejected.inc();
-  skip(at, "store-rejected: " + reason);
+  reject(self, r, rejection{dead_letter_reason::store_rejected, "the store refused it: " + reason});
 }
 
 void settle(self_pointer self, const consumer_state::write& w,
@@ -165,10 +289,13 @@ void settle(self_pointer self, const consumer_state::write& w,
   auto& events = *w.events;
   auto& origins = *w.origins;
   for (size_t i = 0; i < events.size(); ++i) {
+    auto trace_id = trace_id_of(events[i].traceparent);
+    if (i < outcomes.size() && outcomes[i].status == write_status::rejected) {
+      store_rejected(self, (*w.records)[i], outcomes[i].reason);
+      continue; // done once its dead letter is acknowledged
+    }
     if (i >= outcomes.size())
-      skip(origins[i], "store gave no outcome");
-    else if (outcomes[i].status == write_status::rejected)
-      store_rejected(events[i], origins[i], outcomes[i].reason);
+      skip(origins[i], "store-failed", "store gave no outcome", trace_id);
     else
       report(events[i], outcomes[i].status, origins[i]);
     finish(self, origins[i]);
@@ -176,9 +303,10 @@ void settle(self_pointer self, const consumer_state::write& w,
 }
 
 void give_up(self_pointer self, const consumer_state::write& w, const caf::error& err) {
-  for (auto& at : *w.origins) {
-    skip(at, "store failed: " + self->system().render(err));
-    finish(self, at);
+  auto why = "store failed: " + self->system().render(err);
+  for (size_t i = 0; i < w.events->size(); ++i) {
+    skip((*w.origins)[i], "store-failed", why, trace_id_of((*w.events)[i].traceparent));
+    finish(self, (*w.origins)[i]);
   }
 }
 
@@ -255,35 +383,51 @@ void retry(self_pointer self) {
       });
 }
 
-// Validates a polled batch and hands its valid events to the store in one request.
-void process(self_pointer self, const std::vector<kafka::record>& records) {
+// Validates a polled batch and hands its valid events to the store in one request. Their records
+// go along, for a dead letter should the store refuse one.
+void process(self_pointer self, std::vector<kafka::record>& records) {
   std::vector<event> events;
   std::vector<position> where;
+  std::vector<kafka::record> kept;
   events.reserve(records.size());
   where.reserve(records.size());
+  kept.reserve(records.size());
   for (auto& r : records) {
-    position at{r.topic, r.partition, r.offset};
-    if (auto e = accept(self, r, at)) {
+    if (auto e = accept(self, r)) {
       events.push_back(std::move(*e));
-      where.push_back(std::move(at));
+      where.push_back({r.topic, r.partition, r.offset});
+      kept.push_back(std::move(r));
     }
   }
   if (events.empty())
     return;
-  // The store's request and its handlers share the events and positions, none copies them.
+  // The store's request and its handlers share the events, positions and records, none copies
+  // them.
   consumer_state::write w{std::make_shared<const std::vector<event>>(std::move(events)),
-                          std::make_shared<const std::vector<position>>(std::move(where))};
+                          std::make_shared<const std::vector<position>>(std::move(where)),
+                          std::make_shared<const std::vector<kafka::record>>(std::move(kept))};
   send_write(self, self->state.next_write++, std::move(w));
 }
 
 } // namespace
 
 consumer_actor_impl::behavior_type
-consumer(self_pointer self, store_actor store, std::shared_ptr<kafka::consumer_client> client) {
+consumer(self_pointer self, store_actor store, std::shared_ptr<kafka::consumer_client> client,
+         dead_letter_route dead_letters) {
   self->state.store = std::move(store);
   self->state.client = std::move(client);
+  self->state.dead_letters = std::move(dead_letters);
+  if (auto& producer = self->state.dead_letters.client) {
+    // Weak: the client lives in this actor's state and must not keep the actor alive in turn.
+    caf::weak_actor_ptr weak = self->ctrl();
+    producer->notify_deliveries([weak] {
+      if (auto strong = weak.lock())
+        caf::anon_send(caf::actor_cast<consumer_actor_impl>(strong),
+                       dead_letter_reports_atom::value);
+    });
+  }
   return {
-    [=](records_atom, const std::vector<kafka::record>& batch) {
+    [=](records_atom, std::vector<kafka::record>& batch) {
       process(self, batch);
       return ok_atom::value;
     },
@@ -323,6 +467,18 @@ consumer(self_pointer self, store_actor store, std::shared_ptr<kafka::consumer_c
                 {{"waitedMs", int64_t{consumer_state::revoke_wait.count()}}});
       it->answer.deliver(let_go(st, it->leaving));
       st.revocations.erase(it);
+    },
+    [=](dead_letter_reports_atom) {
+      for (auto& report : self->state.dead_letters.client->take_deliveries())
+        settle_dead_letter(self, report);
+    },
+    [=](dead_letter_retry_atom, uint64_t id) {
+      auto& st = self->state;
+      auto it = st.dead_letters_in_flight.find(id);
+      if (it == st.dead_letters_in_flight.end())
+        return; // its partition was revoked meanwhile
+      ++it->second.attempt;
+      st.dead_letters.client->produce(it->second.message, id);
     },
   };
 }

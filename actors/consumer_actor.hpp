@@ -1,7 +1,8 @@
-// The consumer: validates each record from the topic, hands valid events to the store, skips
-// what it cannot use, and commits a position only once the store has answered for every record
-// before it in its partition (at least once). While the store cannot reach its database it
-// pauses consumption and retries, with backoff, what the store could not take.
+// The consumer: validates each record from the topic, hands valid events to the store, sends
+// what it cannot store to the dead-letter topic (or skips it when there is none), and commits a
+// position only once every record before it in its partition is stored or acknowledged as a dead
+// letter (at least once). While the store cannot reach its database it pauses consumption and
+// retries, with backoff, what the store could not take.
 #pragma once
 
 #include <chrono>
@@ -11,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -20,6 +22,7 @@
 #include <caf/scoped_actor.hpp>
 
 #include "actors/messages.hpp"
+#include "core/message_contract.hpp"
 
 namespace uas {
 
@@ -44,6 +47,29 @@ struct pending_revocation {
   caf::typed_response_promise<std::vector<kafka::partition_offset>> answer;
 };
 
+// Where the consumer sends the messages it cannot store (SPEC, Event; docs/operations.md).
+struct dead_letter_route {
+  std::shared_ptr<kafka::producer_client> client; // null: no dead-letter topic, skip and log
+  std::string topic;                               // for log lines; the client writes there
+  std::string consumer_group;                      // the dlq.consumer.group header
+  std::chrono::milliseconds backoff{500};          // before the first retry; doubles after each
+  std::chrono::milliseconds max_backoff{30000};
+
+  // A dead letter that could not be written (topic missing, broker away) is tried again after
+  // this; the partition's position waits for it meanwhile.
+  std::chrono::milliseconds delay_before(int retry) const;
+};
+
+// A dead letter on its way: what it is for, and the message itself, kept for retries.
+struct pending_dead_letter {
+  kafka::partition_offset at; // the original's position
+  dead_letter_reason reason;
+  std::string error;
+  std::string trace_id;
+  kafka::outgoing_message message;
+  int attempt = 1;
+};
+
 struct consumer_state {
   using partition_key = std::pair<std::string, int32_t>;
   // A partition named without a copy of its topic's name, as the lookups for each record do.
@@ -57,10 +83,12 @@ struct consumer_state {
     }
   };
 
-  // A poll's valid events on their way to the store, and where each was read.
+  // A poll's valid events on their way to the store, where each was read, and the records they
+  // came in (a dead letter's bytes, should the store refuse one).
   struct write {
     event_batch events;
     origin_batch origins;
+    std::shared_ptr<const std::vector<kafka::record>> records;
   };
 
   store_actor store;
@@ -75,6 +103,9 @@ struct consumer_state {
   std::map<uint64_t, write> waiting;
   uint64_t next_write = 0;
   std::chrono::milliseconds backoff{0};
+  dead_letter_route dead_letters;
+  std::unordered_map<uint64_t, pending_dead_letter> dead_letters_in_flight;
+  uint64_t next_dead_letter_id = 1;
 
   // The partition's progress, tracked from now on if it was not yet.
   partition_progress& progress(std::string_view topic, int32_t partition);
@@ -94,7 +125,7 @@ struct consumer_state {
 
 consumer_actor_impl::behavior_type
 consumer(consumer_actor_impl::stateful_pointer<consumer_state> self, store_actor store,
-         std::shared_ptr<kafka::consumer_client> client);
+         std::shared_ptr<kafka::consumer_client> client, dead_letter_route dead_letters);
 
 // Connects a consumer client's polling thread to the consumer actor.
 class consumer_bridge final : public kafka::consumer_listener {

@@ -37,6 +37,8 @@ using records_atom = caf::atom_constant<caf::atom("records")>;
 using revoke_atom = caf::atom_constant<caf::atom("revoke")>;
 using commit_atom = caf::atom_constant<caf::atom("commit")>;
 using revoke_due_atom = caf::atom_constant<caf::atom("revokedue")>;
+using dead_letter_reports_atom = caf::atom_constant<caf::atom("dlqreports")>;
+using dead_letter_retry_atom = caf::atom_constant<caf::atom("dlqretry")>;
 using ok_atom = caf::ok_atom;
 
 // -- store --------------------------------------------------------------------
@@ -99,7 +101,8 @@ using producer_actor_impl = producer_actor::extend<
 
 // -- consumer -----------------------------------------------------------------
 
-// Turns records from the topic into stored events and commits what is done.
+// Turns records from the topic into stored events, sends what it cannot store to the dead-letter
+// topic, and commits what is done.
 using consumer_actor = caf::typed_actor<
   // A batch polled from the topic; answered once its events are on their way to the store, so
   // the polling thread never reads more than a batch ahead of the actor.
@@ -116,7 +119,11 @@ using consumer_actor_impl = consumer_actor::extend<
   // Revocation `id` has waited long enough for the store: answer what is done.
   caf::reacts_to<revoke_due_atom, uint64_t>,
   // The store's backoff is over: send it the oldest batch it could not take again.
-  caf::reacts_to<retry_atom>>;
+  caf::reacts_to<retry_atom>,
+  // The dead-letter producer may hold delivery reports: take them.
+  caf::reacts_to<dead_letter_reports_atom>,
+  // Backoff for dead letter `id` is over: send it again.
+  caf::reacts_to<dead_letter_retry_atom, uint64_t>>;
 
 // -- http ---------------------------------------------------------------------
 

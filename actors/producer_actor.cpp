@@ -4,7 +4,9 @@
 #include <caf/make_message.hpp>
 
 #include "core/log.hpp"
+#include "core/message_contract.hpp"
 #include "core/metrics.hpp"
+#include "core/trace_context.hpp"
 
 namespace uas {
 
@@ -14,7 +16,7 @@ using self_pointer = producer_actor_impl::stateful_pointer<producer_state>;
 
 // Hands the event to the client; its report comes back through take_deliveries.
 void attempt(self_pointer self, uint64_t id, const producer_state::pending& p) {
-  self->state.client->produce(p.key, p.json, id);
+  self->state.client->produce(p.message, id);
 }
 
 // Takes `e` in as publish `id` and makes its first attempt.
@@ -23,10 +25,18 @@ producer_state::pending& start(self_pointer self, const event& e) {
   auto id = st.next_id++;
   auto& p = st.in_flight[id];
   p.event_id = e.event_id;
-  p.key = e.user_id;
-  p.json = to_json(e);
+  p.trace_id = trace_id_of(e.traceparent);
+  p.message = {true, e.user_id, true, to_json(e), event_headers(e)};
   attempt(self, id, p);
   return p;
+}
+
+// What a publish failure's lines name: the event, why, and the trace it belongs to.
+log::field_list failure_fields(const producer_state::pending& p, const std::string& error) {
+  log::field_list fs{{"eventId", p.event_id}, {"error", error}};
+  if (!p.trace_id.empty())
+    fs.push_back({"traceId", p.trace_id});
+  return fs;
 }
 
 // Gives publish `p` its outcome: empty once acknowledged, else why it failed.
@@ -57,8 +67,8 @@ void settle(self_pointer self, kafka::delivery& report) {
   }
   auto attempts = st.policy.attempts();
   if (p.attempt >= attempts) {
-    log::error("Publish failed after " + std::to_string(attempts) + " attempts",
-               {{"eventId", p.event_id}, {"error", report.error}});
+    log::write(log::level::error, "Publish failed after " + std::to_string(attempts) + " attempts",
+               failure_fields(p, report.error));
     metrics::global().events_publish_failed.inc();
     answer(p, std::move(report.error));
     st.in_flight.erase(it);
@@ -68,7 +78,7 @@ void settle(self_pointer self, kafka::delivery& report) {
   log::write(log::level::warn,
              "Publish attempt " + std::to_string(p.attempt) + " of " + std::to_string(attempts)
                + " failed",
-             {{"eventId", p.event_id}, {"error", report.error}},
+             failure_fields(p, report.error),
              "; retrying in " + std::to_string(delay.count()) + " ms");
   metrics::global().producer_retries.inc();
   self->delayed_send(self, delay, retry_atom::value, report.id);

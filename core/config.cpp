@@ -36,6 +36,7 @@ const std::vector<variable> variables = {
   {"KAFKA_CLIENT_ID", "user-activity-service", "Kafka client id"},
   {"KAFKA_TOPIC", "user-activity-events", "topic the events go to and come from"},
   {"KAFKA_CONSUMER_GROUP", "user-activity-consumer-group", "consumer group"},
+  {"KAFKA_DLQ_TOPIC", "<KAFKA_TOPIC>.dlq", "dead-letter topic; empty: skip and log only"},
   {"KAFKA_PRODUCER_RETRIES", "3", "publish retries after the first attempt"},
   {"KAFKA_PRODUCER_RETRY_BACKOFF_MS", "500", "retry n waits n x this"},
   {"KAFKA_CONNECTION_TIMEOUT_MS", "10000", "bound on reaching the brokers, at start and per connection"},
@@ -295,6 +296,15 @@ std::string parse_store_url(const std::string& name, const std::string& value) {
   return value;
 }
 
+// A Kafka topic name: what the broker accepts (letters, digits, '.', '_', '-'; at most 249).
+std::string parse_topic(const std::string& name, const std::string& value) {
+  if (value.empty() || value.size() > 249 || value == "." || value == ".."
+      || value.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+           != std::string::npos)
+    fail(name, value, "expected a Kafka topic name: letters, digits, '.', '_', '-', at most 249");
+  return value;
+}
+
 std::string trim(const std::string& s) {
   auto first = s.find_first_not_of(" \t\r");
   if (first == std::string::npos)
@@ -327,6 +337,15 @@ config load_config(const env_lookup& lookup) {
   c.client_id = parse_word("KAFKA_CLIENT_ID", get("KAFKA_CLIENT_ID"));
   c.topic = parse_word("KAFKA_TOPIC", get("KAFKA_TOPIC"));
   c.consumer_group = parse_word("KAFKA_CONSUMER_GROUP", get("KAFKA_CONSUMER_GROUP"));
+  // Unset: beside the topic. Set but empty: no dead-letter topic.
+  if (auto dlq = lookup("KAFKA_DLQ_TOPIC"); !dlq)
+    c.dlq_topic = c.topic + ".dlq";
+  else if (dlq->empty())
+    c.dlq_topic.clear();
+  else if (parse_topic("KAFKA_DLQ_TOPIC", *dlq) == c.topic)
+    fail("KAFKA_DLQ_TOPIC", *dlq, "the dead-letter topic must not be KAFKA_TOPIC itself");
+  else
+    c.dlq_topic = *dlq;
   c.producer_retries = static_cast<int>(integer("KAFKA_PRODUCER_RETRIES", 0, 100));
   c.retry_backoff = millis("KAFKA_PRODUCER_RETRY_BACKOFF_MS", 0);
   c.connection_timeout = millis("KAFKA_CONNECTION_TIMEOUT_MS", 1);

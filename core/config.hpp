@@ -39,6 +39,8 @@ struct config {
   std::string client_id = "user-activity-service";
   std::string topic = "user-activity-events";
   std::string consumer_group = "user-activity-consumer-group";
+  // Where the consumer sends what it cannot store; empty: such messages are skipped and logged.
+  std::string dlq_topic = "user-activity-events.dlq";
   int producer_retries = 3;
   std::chrono::milliseconds retry_backoff{500};
   std::chrono::milliseconds connection_timeout{10000};

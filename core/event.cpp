@@ -8,10 +8,10 @@
 #include <ctime>
 #include <system_error>
 
-#include <sys/random.h>
 
 #include "core/hex.hpp"
 #include "core/json_object.hpp"
+#include "core/random.hpp"
 
 namespace uas {
 
@@ -333,21 +333,8 @@ std::string json_escaped(std::string_view text) {
 }
 
 std::string make_uuid() {
-  // The kernel's random source, fetched 256 UUIDs at a time: one getrandom call per POST cost
-  // more than the rest of the stamping.
-  thread_local std::array<unsigned char, 4096> pool;
-  thread_local size_t used = pool.size();
-  if (used == pool.size()) {
-    for (size_t filled = 0; filled < pool.size();) {
-      auto n = getrandom(pool.data() + filled, pool.size() - filled, 0);
-      if (n < 0 && errno != EINTR)
-        throw std::system_error{errno, std::generic_category(), "getrandom"};
-      filled += n > 0 ? static_cast<size_t>(n) : 0;
-    }
-    used = 0;
-  }
-  unsigned char* raw = pool.data() + used;
-  used += 16;
+  unsigned char raw[16];
+  random_bytes(raw, sizeof raw);
   raw[6] = static_cast<unsigned char>((raw[6] & 0x0F) | 0x40); // version 4
   raw[8] = static_cast<unsigned char>((raw[8] & 0x3F) | 0x80); // RFC 4122 variant
   std::string text;

@@ -18,17 +18,21 @@ struct event {
   std::string timestamp; // UTC, milliseconds, 'Z': when it happened, by the client if it said
   std::string payload;   // a JSON object, serialized
   std::string received_at{}; // when the service took it, if the client gave `timestamp`; else empty
+  // The W3C trace context the event travels in (SPEC, Event): a header on the topic beside the
+  // event's JSON, not part of it; empty when the message came without one.
+  std::string traceparent{};
 
   friend bool operator==(const event& a, const event& b) {
     return a.event_id == b.event_id && a.user_id == b.user_id && a.event_type == b.event_type
            && a.timestamp == b.timestamp && a.payload == b.payload
-           && a.received_at == b.received_at;
+           && a.received_at == b.received_at && a.traceparent == b.traceparent;
   }
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, event& x) {
-  return f(x.event_id, x.user_id, x.event_type, x.timestamp, x.payload, x.received_at);
+  return f(x.event_id, x.user_id, x.event_type, x.timestamp, x.payload, x.received_at,
+           x.traceparent);
 }
 
 // One problem with a request or message: which field, and what is wrong with it.

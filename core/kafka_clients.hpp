@@ -10,18 +10,49 @@
 
 namespace uas::kafka {
 
+// One header of a message: a name and bytes, which Kafka allows to be null.
+struct header {
+  std::string name;
+  std::string value;
+  bool is_null = false;
+
+  friend bool operator==(const header& a, const header& b) {
+    return a.name == b.name && a.value == b.value && a.is_null == b.is_null;
+  }
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, header& x) {
+  return f(x.name, x.value, x.is_null);
+}
+
+using headers = std::vector<header>;
+
+// A message to produce: its key and value exactly as they go on the wire (either may be null,
+// which a dead letter keeps), and its headers in order.
+struct outgoing_message {
+  bool has_key = true;
+  std::string key;
+  bool has_value = true;
+  std::string value;
+  kafka::headers headers;
+};
+
 // What became of one produced record: an empty error once the broker acknowledged it, else why
-// it was not delivered.
+// it was not delivered, and whether trying again could help.
 struct delivery {
   uint64_t id = 0; // as given to produce
   std::string error;
+  // The broker or client refused the record itself (its size, say): sending it again fails alike.
+  bool permanent = false;
 };
 
 class producer_client {
 public:
   virtual ~producer_client() = default;
-  // Hands a record over without blocking; its delivery, tagged `id`, is reported exactly once.
-  virtual void produce(const std::string& key, const std::string& value, uint64_t id) = 0;
+  // Hands a record over to the client's topic without blocking; its delivery, tagged `id`, is
+  // reported exactly once.
+  virtual void produce(const outgoing_message& message, uint64_t id) = 0;
   // From now on `waiting` is called, on a client thread, whenever deliveries may be waiting to be
   // taken. It must be quick: it only tells the owner to come and take them.
   virtual void notify_deliveries(std::function<void()> waiting) = 0;
@@ -35,18 +66,21 @@ public:
   virtual bool brokers_up() const { return true; }
 };
 
-// One message read from the topic.
+// One message read from the topic: where it sits, and everything it carries, byte for byte.
 struct record {
   std::string topic;
   int32_t partition = 0;
   int64_t offset = 0;
   bool has_value = false; // false for a null (tombstone) value
   std::string value;
+  bool has_key = false; // false for a null key
+  std::string key;
+  kafka::headers headers;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, record& x) {
-  return f(x.topic, x.partition, x.offset, x.has_value, x.value);
+  return f(x.topic, x.partition, x.offset, x.has_value, x.value, x.has_key, x.key, x.headers);
 }
 
 // A partition and a position in it; committed, `offset` is the next message to read.

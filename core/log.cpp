@@ -70,7 +70,8 @@ void append_text_value(std::string& out, std::string_view s) {
   }
 }
 
-void render_into(std::string& out, log_format format, std::string_view msg, fields fs,
+template <class Fields>
+void render_into(std::string& out, log_format format, std::string_view msg, const Fields& fs,
                  std::string_view tail) {
   if (format == log_format::text) {
     out += msg;
@@ -102,14 +103,8 @@ void render_into(std::string& out, log_format format, std::string_view msg, fiel
   out += '}';
 }
 
-} // namespace
-
-void init(const std::string& level_name_, log_format format) {
-  threshold = parse_level(level_name_);
-  current_format = format;
-}
-
-void write(level lvl, std::string_view msg, fields fs, std::string_view tail) {
+template <class Fields>
+void write_line(level lvl, std::string_view msg, const Fields& fs, std::string_view tail) {
   if (lvl < threshold.load(std::memory_order_relaxed))
     return;
   std::string line;
@@ -129,6 +124,21 @@ void write(level lvl, std::string_view msg, fields fs, std::string_view tail) {
   }
   render_into(line, format, msg, fs, tail);
   logger().log(spdlog::level::info, "{}", line);
+}
+
+} // namespace
+
+void init(const std::string& level_name_, log_format format) {
+  threshold = parse_level(level_name_);
+  current_format = format;
+}
+
+void write(level lvl, std::string_view msg, fields fs, std::string_view tail) {
+  write_line(lvl, msg, fs, tail);
+}
+
+void write(level lvl, std::string_view msg, const field_list& fs, std::string_view tail) {
+  write_line(lvl, msg, fs, tail);
 }
 
 } // namespace uas::log

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "core/config.hpp"
 
@@ -26,12 +27,15 @@ struct field {
 };
 
 using fields = std::initializer_list<field>;
+// Fields gathered at run time, for lines whose fields depend on what is known (a trace id).
+using field_list = std::vector<field>;
 
 // Sets level and format; until called, lines go to stdout as text at info.
 void init(const std::string& level_name, log_format format);
 
 // Text: `<ts> <level> <msg>: k=v, k=v<tail>`. JSON: {"ts","level","msg":msg+tail, k: v, ...}.
 void write(level lvl, std::string_view msg, fields fs = {}, std::string_view tail = {});
+void write(level lvl, std::string_view msg, const field_list& fs, std::string_view tail = {});
 
 inline void debug(std::string_view msg, fields fs = {}) { write(level::debug, msg, fs); }
 inline void info(std::string_view msg, fields fs = {}) { write(level::info, msg, fs); }

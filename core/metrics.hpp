@@ -155,6 +155,15 @@ struct registry {
   counter events_rejected{
     families, "events_rejected_total",
     "Events skipped because the database refused their data (store-rejected)."};
+  // Messages the dead-letter topic acknowledged, by reason (malformed, invalid, unknown-schema,
+  // too-large, store-rejected).
+  labelled_counter events_dead_lettered{
+    families, "events_dead_lettered_total",
+    "Messages the consumer could not store, acknowledged on the dead-letter topic, by reason.",
+    {"reason"}};
+  counter events_dead_letter_failed{
+    families, "events_dead_letter_failed_total",
+    "Messages the dead-letter topic refused for good (their size): no copy left."};
   // By method, route, status and API key name ("none" without a valid key).
   labelled_counter http_requests{families, "http_requests_total", "HTTP requests answered.",
                                  {"method", "route", "status", "key"}};

@@ -19,6 +19,7 @@
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "http/api_keys.hpp"
+#include "core/trace_context.hpp"
 #include "http/http_actor.hpp"
 #include "http/rate_limiter.hpp"
 #include "http/tls.hpp"
@@ -539,6 +540,12 @@ struct http_server::impl {
 
   // POST /events/generate, its body read.
   void publish(const httplib::Request& req, const std::string& body, httplib::Response& res) {
+    // The caller's trace continued, or a new one (two traceparent headers make none valid); the
+    // answer names it whatever it is, so even a 400 can be found in the logs of the caller.
+    auto traceparent = next_traceparent(req.get_header_value_count("traceparent") == 1
+                                          ? req.get_header_value("traceparent")
+                                          : std::string{});
+    res.set_header("traceparent", traceparent);
     if (!within_rate(res, 1))
       return;
     if (!is_json_content_type(req))
@@ -550,6 +557,7 @@ struct http_server::impl {
     if (!admission)
       return;
     auto id = parsed.value.event_id;
+    parsed.value.traceparent = std::move(traceparent);
     auto outcome = std::make_shared<publish_reply::element_type>();
     caf::anon_send(relay, publish_atom::value, std::move(parsed.value), outcome);
     if (!await(*outcome))

@@ -62,6 +62,23 @@ int partition_count(rd_kafka_t* client, const std::string& topic) {
   return count;
 }
 
+// A message's headers, in order, null values kept apart from empty ones.
+void read_headers(const rd_kafka_message_t* msg, headers& out) {
+  rd_kafka_headers_t* hs = nullptr;
+  if (rd_kafka_message_headers(msg, &hs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return; // none
+  const char* name;
+  const void* value;
+  size_t size;
+  for (size_t i = 0; rd_kafka_header_get_all(hs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+       ++i) {
+    if (value)
+      out.push_back({name, std::string{static_cast<const char*>(value), size}});
+    else
+      out.push_back({name, {}, true});
+  }
+}
+
 } // namespace
 
 rdkafka_consumer::rdkafka_consumer(const config& cfg, const std::string& bootstrap)
@@ -160,6 +177,10 @@ void rdkafka_consumer::poll_loop() {
         r.has_value = msg->payload != nullptr;
         if (r.has_value)
           r.value.assign(static_cast<const char*>(msg->payload), msg->len);
+        r.has_key = msg->key != nullptr;
+        if (r.has_key)
+          r.key.assign(static_cast<const char*>(msg->key), msg->key_len);
+        read_headers(msg, r.headers);
         batch_.push_back(std::move(r));
       }
       rd_kafka_message_destroy(msg);

@@ -1,5 +1,6 @@
-// The producer client on librdkafka: records go to the topic keyed by userId, and librdkafka's
-// delivery report is the only word on whether the broker has one.
+// The producer client on librdkafka: records go to one topic (the events' topic, or the
+// dead-letter topic), and librdkafka's delivery report is the only word on whether the broker
+// has one.
 #pragma once
 
 #include <atomic>
@@ -9,6 +10,7 @@
 
 #include "core/config.hpp"
 #include "core/kafka_clients.hpp"
+#include "kafka/settings.hpp"
 
 namespace uas::kafka {
 
@@ -17,10 +19,15 @@ namespace uas::kafka {
 // (take_deliveries). A batch of acknowledgements thus costs one wake-up and one message.
 class rdkafka_producer final : public producer_client {
 public:
+  // The events' producer: KAFKA_TOPIC, with producer_settings.
   rdkafka_producer(const config& cfg, const std::string& bootstrap);
+  // A producer for `topic` with these settings; asks for the topic's metadata, waiting up to
+  // `metadata_timeout`, so that the first record need not.
+  rdkafka_producer(const settings& values, std::string topic,
+                   std::chrono::milliseconds metadata_timeout);
   ~rdkafka_producer() override;
 
-  void produce(const std::string& key, const std::string& value, uint64_t id) override;
+  void produce(const outgoing_message& message, uint64_t id) override;
   void notify_deliveries(std::function<void()> waiting) override;
   std::vector<delivery> take_deliveries() override;
   bool flush(std::chrono::milliseconds timeout) override;
@@ -30,11 +37,14 @@ public:
   // broker state: readiness, kafka_up and turning POSTs away while every broker is down.
   bool brokers_up() const override { return brokers_up_.load(); }
 
+  // Whether the brokers know the topic: empty when they do, else why not. Waits up to `timeout`.
+  std::string topic_missing(std::chrono::milliseconds timeout) const;
+
 private:
   static void on_delivery_report(rd_kafka_t*, const rd_kafka_message_t* msg, void* self);
   static int on_statistics(rd_kafka_t*, char* json, size_t len, void* self);
   static void on_reports_waiting(rd_kafka_t*, void* self);
-  void report(uint64_t id, std::string error);
+  void report(uint64_t id, std::string error, bool permanent);
 
   rd_kafka_t* client_;
   rd_kafka_queue_t* reports_ = nullptr; // librdkafka's main queue: reports and statistics

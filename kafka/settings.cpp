@@ -93,6 +93,22 @@ settings producer_settings(const config& cfg, const std::string& bootstrap) {
   return s;
 }
 
+settings dead_letter_settings(const config& cfg, const std::string& bootstrap) {
+  auto s = producer_settings(cfg, bootstrap);
+  s.insert(s.end(), {
+    // The topic is made on purpose, with its own retention (docs/operations.md): a dead letter
+    // waits for it rather than have a broker that auto-creates topics make one with defaults.
+    {"allow.auto.create.topics", "false"},
+    // A message is dead-lettered as it was read, whatever its size: the broker judges it. What
+    // it refuses is counted and logged as lost (events_dead_letter_failed_total).
+    {"message.max.bytes", std::to_string(64 * 1024 * 1024)},
+    // A missing topic fails an attempt after this rather than librdkafka's 30 s; the consumer
+    // retries with backoff, and says so each time.
+    {"topic.metadata.propagation.max.ms", "1000"},
+  });
+  return s;
+}
+
 settings consumer_settings(const config& cfg, const std::string& bootstrap) {
   auto s = common(cfg, bootstrap);
   s.insert(s.end(), {

@@ -17,6 +17,8 @@ using settings = std::vector<std::pair<std::string, std::string>>;
 
 settings producer_settings(const config& cfg, const std::string& bootstrap);
 settings consumer_settings(const config& cfg, const std::string& bootstrap);
+// The dead-letter producer's: the producer's, with what a dead letter needs on top.
+settings dead_letter_settings(const config& cfg, const std::string& bootstrap);
 
 // A librdkafka configuration with every setting applied; throws naming the one it refuses.
 rd_kafka_conf_t* make_conf(const settings& values);

@@ -1,5 +1,6 @@
-// The consumer actor: valid records reach the store, poison is skipped, and a position is
-// committed only once the store has answered for it and for everything before it.
+// The consumer actor: valid records reach the store, poison goes to the dead-letter topic (or is
+// skipped without one), and a position is committed only once the store has answered for it, or
+// the broker acknowledged its dead letter, and the same holds for everything before it.
 #include <catch2/catch.hpp>
 
 #include "actors/consumer_actor.hpp"
@@ -26,12 +27,13 @@ std::string event_json(const std::string& name, const std::string& type = "LOGIN
   return to_json({id_of(name), "alice", type, "2026-11-24T01:52:00.047Z", R"({"page":"/home"})"});
 }
 
-kafka::record make_record(int32_t partition, int64_t offset, std::string value) {
-  return {topic, partition, offset, true, std::move(value)};
+kafka::record make_record(int32_t partition, int64_t offset, std::string value,
+                          kafka::headers headers = {}) {
+  return {topic, partition, offset, true, std::move(value), true, "alice", std::move(headers)};
 }
 
 kafka::record null_record(int32_t partition, int64_t offset) {
-  return {topic, partition, offset, false, {}};
+  return {topic, partition, offset, false, {}, false, {}, {}};
 }
 
 // A store whose answers to a batch's add_if_new wait until the test releases them, in any order
@@ -86,9 +88,20 @@ struct consumer_fixture : actor_fixture {
   store_actor spawn_store() {
     return spawn(store, std::static_pointer_cast<store_backend>(backend), std::chrono::hours{0});
   }
+  // The dead-letter producer, for consumers spawned with one.
+  std::shared_ptr<fake_producer_client> dead_letters = std::make_shared<fake_producer_client>();
 
+  // A consumer without a dead-letter topic: poison is skipped.
   consumer_actor spawn_consumer(const store_actor& s) {
-    return spawn(consumer, s, std::static_pointer_cast<kafka::consumer_client>(client));
+    return spawn(consumer, s, std::static_pointer_cast<kafka::consumer_client>(client),
+                 dead_letter_route{});
+  }
+
+  // A consumer sending poison to `topic`.dlq, retrying after 500 ms, doubling up to 4 s.
+  consumer_actor spawn_dead_lettering_consumer(const store_actor& s) {
+    dead_letter_route route{dead_letters, topic + ".dlq", "test-group",
+                            std::chrono::milliseconds{500}, std::chrono::milliseconds{4000}};
+    return spawn(consumer, s, std::static_pointer_cast<kafka::consumer_client>(client), route);
   }
 
   void deliver(const consumer_actor& c, std::vector<kafka::record> batch) {

@@ -33,6 +33,7 @@ public:
   struct produced_record {
     std::string key;
     std::string value;
+    kafka::outgoing_message message; // all of it: null key or value, headers
     uint64_t id;
     bool reported = false;
   };
@@ -45,10 +46,13 @@ public:
   }
 
   void acknowledge(size_t i) { report(i, ""); }
-  void fail(size_t i, std::string reason) { report(i, std::move(reason)); }
+  // A failure that may pass (a topic missing, a broker away), or, `permanent`, one that cannot.
+  void fail(size_t i, std::string reason, bool permanent = false) {
+    report(i, std::move(reason), permanent);
+  }
 
-  void produce(const std::string& key, const std::string& value, uint64_t id) override {
-    produced.push_back({key, value, id});
+  void produce(const kafka::outgoing_message& message, uint64_t id) override {
+    produced.push_back({message.key, message.value, message, id});
     if (!scripted.empty()) {
       auto outcome = scripted.front();
       scripted.pop_front();
@@ -63,12 +67,12 @@ public:
   bool flush(std::chrono::milliseconds) override { return true; }
 
 private:
-  void report(size_t i, std::string outcome) {
+  void report(size_t i, std::string outcome, bool permanent = false) {
     auto& r = produced.at(i);
     if (r.reported)
       throw std::logic_error{"record reported twice"};
     r.reported = true;
-    reports.push_back({r.id, std::move(outcome)});
+    reports.push_back({r.id, std::move(outcome), permanent});
     if (waiting_)
       waiting_();
   }

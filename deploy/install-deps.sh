@@ -4,10 +4,10 @@
 #   build    compilers, CMake and the -dev libraries
 #   runtime  the shared libraries the binary links against (for the container's runtime stage)
 #   test     build + the real Kafka clients the integration tests drive (kcat, python3-kafka,
-#            Node.js for kafkajs), curl, jq, openssl (test certificates), docker-compose (to
-#            validate the compose file), prometheus (promtool) and haproxy (to check the
-#            monitoring and load balancer configurations), and the PostgreSQL server the
-#            store's tests start themselves
+#            python3-jsonschema (produced messages against docs/schemas/), Node.js for kafkajs),
+#            curl, jq, openssl (test certificates), docker-compose (to validate the compose file),
+#            prometheus (promtool) and haproxy (to check the monitoring and load balancer
+#            configurations), and the PostgreSQL server the store's tests start themselves
 #   bench    build + wrk, curl and bc for bench/run.sh
 set -euo pipefail
 
@@ -19,8 +19,8 @@ runtime=(libcaf-core0.17 librdkafka++1 librdkafka1 libcpp-httplib0.11 libspdlog1
 case "${1:-build}" in
   build)   wanted=("${build[@]}") ;;
   runtime) wanted=("${runtime[@]}") ;;
-  test)    wanted=("${build[@]}" kcat python3-kafka curl jq openssl docker-compose prometheus
-                   haproxy postgresql-15) ;;
+  test)    wanted=("${build[@]}" kcat python3-kafka python3-jsonschema curl jq openssl docker-compose
+                   prometheus haproxy postgresql-15) ;;
   bench)   wanted=("${build[@]}" wrk curl bc) ;;
   *) echo "usage: $0 [build|runtime|test|bench]" >&2; exit 2 ;;
 esac

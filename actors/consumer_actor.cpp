@@ -160,10 +160,10 @@ std::variant<event, rejection> read_record(const kafka::record& r) {
     return rejection{reason::unknown_schema, std::move(why)};
   if (!r.has_value)
     return rejection{reason::malformed, "value is null"};
-  if (r.value.size() > max_event_bytes)
-    return rejection{reason::too_large, "value of " + std::to_string(r.value.size())
-                                          + " bytes is larger than any event ("
-                                          + std::to_string(max_event_bytes) + " bytes at most)"};
+  if (r.value.size() > max_message_value_bytes)
+    return rejection{reason::too_large,
+                     "value of " + std::to_string(r.value.size()) + " bytes is larger than any event ("
+                       + std::to_string(max_message_value_bytes) + " bytes at most)"};
   auto parsed = parse_event_message(r.value);
   if (!parsed.ok())
     return rejection{is_malformed(parsed.errors) ? reason::malformed : reason::invalid,

@@ -20,7 +20,7 @@ inline constexpr std::string_view schema_version = "1";
 inline constexpr std::string_view traceparent_header = "traceparent";
 
 // A value larger than any POST can make (a 1 MiB body, stamped) is not parsed, only dead-lettered.
-inline constexpr size_t max_event_bytes = 1024 * 1024 + 64 * 1024;
+inline constexpr size_t max_message_value_bytes = 1024 * 1024 + 64 * 1024;
 
 // The headers of a produced event: its schema version, and its trace context when it has one.
 kafka::headers event_headers(const event& e);

@@ -538,14 +538,20 @@ struct http_server::impl {
     });
   }
 
-  // POST /events/generate, its body read.
-  void publish(const httplib::Request& req, const std::string& body, httplib::Response& res) {
-    // The caller's trace continued, or a new one (two traceparent headers make none valid); the
-    // answer names it whatever it is, so even a 400 can be found in the logs of the caller.
+  // The trace a POST's events travel in: the caller's continued, or a new one (two traceparent
+  // headers make none valid). The answer names it whatever it is, so that even a 400 can be
+  // found by its trace id.
+  static std::string trace(const httplib::Request& req, httplib::Response& res) {
     auto traceparent = next_traceparent(req.get_header_value_count("traceparent") == 1
                                           ? req.get_header_value("traceparent")
                                           : std::string{});
     res.set_header("traceparent", traceparent);
+    return traceparent;
+  }
+
+  // POST /events/generate, its body read.
+  void publish(const httplib::Request& req, const std::string& body, httplib::Response& res) {
+    auto traceparent = trace(req, res);
     if (!within_rate(res, 1))
       return;
     if (!is_json_content_type(req))
@@ -571,6 +577,7 @@ struct http_server::impl {
   // POST /events/batch, its body read: every valid event published in one message to the
   // producer; each result in the request's order, 201 if all are acknowledged, else 207.
   void publish_batch(const httplib::Request& req, const std::string& body, httplib::Response& res) {
+    auto traceparent = trace(req, res);
     if (!is_json_content_type(req))
       return reply_message(res, 415, unsupported_media_type);
     auto parsed = parse_batch_request(body, cfg.batch_max_events);
@@ -581,8 +588,10 @@ struct http_server::impl {
     auto events = std::make_shared<std::vector<event>>();
     events->reserve(parsed.items.size());
     for (auto& item : parsed.items)
-      if (item.ok())
+      if (item.ok()) {
+        item.value.traceparent = traceparent; // one request, one span: its events share it
         events->push_back(std::move(item.value));
+      }
     batch_outcome published(events->size());
     if (!events->empty()) {
       auto admission = admit(res, events->size());

@@ -5,6 +5,7 @@
 
 #include "actors/consumer_actor.hpp"
 #include "actors/store_actor.hpp"
+#include "core/message_contract.hpp"
 #include "core/metrics.hpp"
 #include "harness.hpp"
 
@@ -368,4 +369,200 @@ TEST_CASE_METHOD(consumer_fixture, "an event the database refuses is skipped and
   CHECK(metrics::global().events_rejected.get() == rejected + 2);
   CHECK(client->committed(topic, 0) == 2);
   CHECK(client->pauses == 0);
+}
+
+// -- the dead-letter topic ------------------------------------------------------
+
+namespace {
+
+const std::string a_traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+// The value of the last header named `name`, or "(absent)".
+std::string header_of(const kafka::outgoing_message& m, const std::string& name) {
+  auto* h = find_header(m.headers, name);
+  return h ? h->value : "(absent)";
+}
+
+uint64_t dead_lettered(dead_letter_reason reason) {
+  return metrics::global().events_dead_lettered.get({name_of(reason)});
+}
+
+} // namespace
+
+TEST_CASE_METHOD(consumer_fixture, "a poison message goes to the dead-letter topic as it was read") {
+  auto s = spawn_store();
+  auto c = spawn_dead_lettering_consumer(s);
+  kafka::record poison{topic, 2, 7, true, std::string{"\xff\xfe not JSON\0", 12}, true,
+                       std::string{"key\0\x01", 5},
+                       {{"traceparent", a_traceparent}, {"x-origin", "kcat"}, {"x-null", "", true}}};
+  auto before = dead_lettered(dead_letter_reason::malformed);
+  deliver(c, {poison});
+  REQUIRE(dead_letters->produced.size() == 1);
+  auto& m = dead_letters->produced[0].message;
+  CHECK(m.has_key);
+  CHECK(m.key == poison.key);
+  CHECK(m.has_value);
+  CHECK(m.value == poison.value);
+  // The original headers first, unchanged, then where and why.
+  REQUIRE(m.headers.size() == 9);
+  CHECK(kafka::headers(m.headers.begin(), m.headers.begin() + 3) == poison.headers);
+  CHECK(header_of(m, "dlq.reason") == "malformed");
+  CHECK(header_of(m, "dlq.error") == "body is not valid JSON (at byte 0)");
+  CHECK(header_of(m, "dlq.original.topic") == topic);
+  CHECK(header_of(m, "dlq.original.partition") == "2");
+  CHECK(header_of(m, "dlq.original.offset") == "7");
+  CHECK(header_of(m, "dlq.consumer.group") == "test-group");
+  CHECK(dead_lettered(dead_letter_reason::malformed) == before); // not until the broker has it
+  dead_letters->acknowledge(0);
+  run();
+  CHECK(dead_lettered(dead_letter_reason::malformed) == before + 1);
+}
+
+TEST_CASE_METHOD(consumer_fixture, "a null value and a null key stay null in the dead letter") {
+  auto s = spawn_store();
+  auto c = spawn_dead_lettering_consumer(s);
+  deliver(c, {null_record(0, 0)});
+  REQUIRE(dead_letters->produced.size() == 1);
+  auto& m = dead_letters->produced[0].message;
+  CHECK_FALSE(m.has_key);
+  CHECK_FALSE(m.has_value);
+  CHECK(header_of(m, "dlq.reason") == "malformed");
+  CHECK(header_of(m, "dlq.error") == "value is null");
+}
+
+TEST_CASE_METHOD(consumer_fixture, "each kind of message the consumer cannot store has its reason") {
+  auto s = spawn_store();
+  auto c = spawn_dead_lettering_consumer(s);
+  auto too_large = event_json("big");
+  too_large.insert(too_large.size() - 2, std::string(max_message_value_bytes, ' '));
+  deliver(c, {
+    make_record(0, 0, "[1,2,3]"),
+    make_record(0, 1, R"({"eventId":"x","userId":"u","eventType":"SIGNUP","timestamp":"2026-11-24T01:52:00.047Z"})"),
+    make_record(0, 2, event_json("v2"), {{"schema-version", "2"}}),
+    make_record(0, 3, too_large),
+    make_record(0, 4, event_json("v1"), {{"schema-version", "1"}}),
+    make_record(0, 5, event_json("bare")),
+  });
+  std::vector<std::string> reasons;
+  for (auto& p : dead_letters->produced)
+    reasons.push_back(header_of(p.message, "dlq.reason"));
+  CHECK(reasons == std::vector<std::string>{"malformed", "invalid", "unknown-schema", "too-large"});
+  CHECK(header_of(dead_letters->produced[2].message, "dlq.error")
+        == "schema-version \"2\" is not one this consumer reads (it reads 1)");
+  // Version 1 said outright, and no version at all, are both read as version 1.
+  auto events = stored();
+  REQUIRE(events.size() == 2);
+  CHECK(events[0].event_id == id_of("v1"));
+  CHECK(events[1].event_id == id_of("bare"));
+}
+
+TEST_CASE_METHOD(consumer_fixture, "a version 2 message is not mistaken for version 1, however it looks") {
+  auto s = spawn_store();
+  auto c = spawn_dead_lettering_consumer(s);
+  // One a version 1 reader would take as a valid event, one shaped as a version 2 might be
+  // (renamed fields), and versions spelled in ways that are not "1".
+  deliver(c, {
+    make_record(0, 0, event_json("v2"), {{"schema-version", "2"}}),
+    make_record(0, 1, R"({"id":"00000000-0000-4000-8000-000000000001","user":{"id":"u"},"type":"login"})",
+                {{"schema-version", "2"}}),
+    make_record(0, 2, event_json("v1.0"), {{"schema-version", "1.0"}}),
+    make_record(0, 3, event_json("empty"), {{"schema-version", ""}}),
+    make_record(0, 4, event_json("null"), {{"schema-version", "", true}}),
+    // Repeated: the last one counts, as Kafka clients read headers.
+    make_record(0, 5, event_json("last"), {{"schema-version", "1"}, {"schema-version", "2"}}),
+  });
+  CHECK(stored().empty());
+  REQUIRE(dead_letters->produced.size() == 6);
+  for (auto& p : dead_letters->produced)
+    CHECK(header_of(p.message, "dlq.reason") == "unknown-schema");
+}
+
+TEST_CASE_METHOD(consumer_fixture, "a poison message's offset is committed only once its dead letter is acknowledged") {
+  auto s = spawn_store();
+  auto c = spawn_dead_lettering_consumer(s);
+  deliver(c, {make_record(0, 0, event_json("a")), make_record(0, 1, "garbage"),
+              make_record(0, 2, event_json("b"))});
+  commit_due();
+  // Both events are stored, but the poison between them holds the position at 1.
+  CHECK(stored().size() == 2);
+  CHECK(client->committed(topic, 0) == 1);
+  dead_letters->acknowledge(0);
+  run();
+  commit_due();
+  CHECK(client->committed(topic, 0) == 3);
+}
+
+TEST_CASE_METHOD(consumer_fixture, "a dead letter that cannot be written yet is retried with a doubling backoff, holding the position") {
+  auto s = spawn_store();
+  auto c = spawn_dead_lettering_consumer(s);
+  deliver(c, {make_record(0, 5, "garbage"), make_record(0, 6, event_json("after"))});
+  using std::chrono::milliseconds;
+  // 500 ms, doubling, at most 4 s (the fixture's route).
+  std::vector<milliseconds> schedule{milliseconds{500}, milliseconds{1000}, milliseconds{2000},
+                                     milliseconds{4000}, milliseconds{4000}};
+  for (size_t i = 0; i < schedule.size(); ++i) {
+    INFO("retry " << i + 1);
+    dead_letters->fail(i, "Broker: Unknown topic or partition");
+    run();
+    advance(schedule[i] - milliseconds{1});
+    CHECK(dead_letters->produced.size() == i + 1); // not a moment early
+    advance(milliseconds{1});
+    REQUIRE(dead_letters->produced.size() == i + 2);
+    CHECK(dead_letters->produced[i + 1].value == "garbage");
+    CHECK(client->commits.empty()); // never past the poison (reading began there) meanwhile
+  }
+  dead_letters->acknowledge(schedule.size());
+  run();
+  commit_due();
+  CHECK(client->committed(topic, 0) == 7);
+  CHECK(stored().size() == 1);
+}
+
+TEST_CASE_METHOD(consumer_fixture, "a dead letter refused for good is counted and the partition moves on") {
+  auto s = spawn_store();
+  auto c = spawn_dead_lettering_consumer(s);
+  auto failed_before = metrics::global().events_dead_letter_failed.get();
+  deliver(c, {make_record(0, 0, "garbage"), make_record(0, 1, event_json("after"))});
+  dead_letters->fail(0, "Broker: Message size too large", true);
+  run();
+  commit_due();
+  CHECK(client->committed(topic, 0) == 2);
+  CHECK(metrics::global().events_dead_letter_failed.get() == failed_before + 1);
+  run_all_timeouts();
+  CHECK(dead_letters->produced.size() == 1); // no retry
+}
+
+TEST_CASE_METHOD(consumer_fixture, "a revoked partition's dead letters are left to its next owner") {
+  auto s = spawn_store();
+  auto c = spawn_dead_lettering_consumer(s);
+  deliver(c, {make_record(0, 3, "garbage")});
+  dead_letters->fail(0, "Local: Message timed out");
+  run();
+  using offsets = std::vector<kafka::partition_offset>;
+  auto done = ask<offsets>(c, revoke_atom::value, offsets{{topic, 0, -1001}});
+  CHECK(done.empty()); // the poison is not done: the next owner reads it again
+  run_all_timeouts();
+  CHECK(dead_letters->produced.size() == 1); // and this consumer no longer retries it
+}
+
+TEST_CASE_METHOD(consumer_fixture, "without a dead-letter topic poison is skipped at once") {
+  auto s = spawn_store();
+  auto c = spawn_consumer(s);
+  deliver(c, {make_record(0, 0, "garbage"), make_record(0, 1, event_json("e1"), {{"schema-version", "2"}})});
+  commit_due();
+  CHECK(client->committed(topic, 0) == 2);
+  CHECK(dead_letters->produced.empty());
+}
+
+TEST_CASE_METHOD(consumer_fixture, "an event reaches the store with the trace context its message came with") {
+  auto s = spawn_store();
+  auto c = spawn_consumer(s);
+  deliver(c, {make_record(0, 0, event_json("t1"), {{"traceparent", a_traceparent}}),
+              make_record(0, 1, event_json("t2"), {{"traceparent", "00-not-a-trace"}}),
+              make_record(0, 2, event_json("t3"))});
+  auto& events = backend->received;
+  REQUIRE(events.size() == 3);
+  CHECK(events[0].traceparent == a_traceparent);
+  CHECK(events[1].traceparent.empty()); // an invalid one is no context
+  CHECK(events[2].traceparent.empty());
 }

@@ -131,6 +131,7 @@ public:
   memory_store memory;
   std::deque<caf::error> failures;           // the next writes fail with these, in order
   std::vector<std::vector<std::string>> writes; // the eventIds of every write attempted
+  std::vector<event> received;                 // every event handed over, as the consumer made it
   std::vector<std::chrono::system_clock::time_point> expiry_cutoffs;
   std::deque<uint64_t> expired;              // what the next expiries answer (else 0)
 
@@ -141,6 +142,7 @@ public:
     for (auto& e : batch)
       ids.push_back(e.event_id);
     writes.push_back(ids);
+    received.insert(received.end(), batch.begin(), batch.end());
     if (!failures.empty()) {
       auto failure = failures.front();
       failures.pop_front();

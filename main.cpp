@@ -332,13 +332,14 @@ int run(const config& cfg, std::shared_ptr<const key_ring> keys) {
 // address is the first line on stdout, where scripts read it.
 int run_broker(const config& cfg, int partitions) {
   kafka::embedded_broker broker{cfg.topic, partitions};
-  auto dead_letters = cfg.topic + ".dlq";
-  broker.create_topic(dead_letters, partitions);
+  // The instances sharing this broker read KAFKA_DLQ_TOPIC as this process does.
+  if (!cfg.dlq_topic.empty())
+    broker.create_topic(cfg.dlq_topic, partitions);
   std::cout << broker.address() << std::endl;
   log::info("Embedded Kafka broker started",
             {{"address", broker.address()},
              {"topic", cfg.topic},
-             {"deadLetterTopic", dead_letters},
+             {"deadLetterTopic", cfg.dlq_topic.empty() ? "(none)" : cfg.dlq_topic},
              {"partitions", partitions},
              {"watch", "kcat -b " + broker.address() + " -C -t " + cfg.topic}});
   auto signals = handled_signals();

@@ -210,7 +210,7 @@ void settle_dead_letter(self_pointer self, const kafka::delivery& report) {
   auto& m = metrics::global();
   auto reason = name_of(d.reason);
   if (report.error.empty()) {
-    m.events_dead_lettered[static_cast<size_t>(d.reason)].inc();
+    m.events_dead_lettered.inc({reason});
     skip(d.at, reason, d.error, d.trace_id, st.dead_letters.topic);
   } else if (report.permanent) {
     m.events_dead_letter_failed.inc();
@@ -230,8 +230,10 @@ void settle_dead_letter(self_pointer self, const kafka::delivery& report) {
     self->delayed_send(self, delay, dead_letter_retry_atom::value, report.id);
     return;
   }
-  finish(self, d.at);
+  // Erased before finish: a revocation that finish lets go drops the partition's dead letters.
+  auto at = std::move(d.at);
   st.dead_letters_in_flight.erase(it);
+  finish(self, at);
 }
 
 // Partitions leaving take their dead letters with them: the new owner reads the originals again.
@@ -417,6 +419,9 @@ consumer(self_pointer self, store_actor store, std::shared_ptr<kafka::consumer_c
   self->state.store = std::move(store);
   self->state.client = std::move(client);
   self->state.dead_letters = std::move(dead_letters);
+  // Every reason's series from the start, at 0, so that a rate over it has a beginning.
+  for (auto reason : dead_letter_reasons)
+    metrics::global().events_dead_lettered.inc({name_of(reason)}, 0);
   if (auto& producer = self->state.dead_letters.client) {
     // Weak: the client lives in this actor's state and must not keep the actor alive in turn.
     caf::weak_actor_ptr weak = self->ctrl();

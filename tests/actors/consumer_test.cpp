@@ -532,17 +532,66 @@ TEST_CASE_METHOD(consumer_fixture, "a dead letter refused for good is counted an
   CHECK(dead_letters->produced.size() == 1); // no retry
 }
 
-TEST_CASE_METHOD(consumer_fixture, "a revoked partition's dead letters are left to its next owner") {
+TEST_CASE_METHOD(consumer_fixture, "a revocation waits for a dead letter in flight and commits past the poison once it is acknowledged") {
   auto s = spawn_store();
   auto c = spawn_dead_lettering_consumer(s);
   deliver(c, {make_record(0, 3, "garbage")});
   dead_letters->fail(0, "Local: Message timed out");
   run();
   using offsets = std::vector<kafka::partition_offset>;
-  auto done = ask<offsets>(c, revoke_atom::value, offsets{{topic, 0, -1001}});
-  CHECK(done.empty()); // the poison is not done: the next owner reads it again
+  auto done = request<offsets>(c, revoke_atom::value, offsets{{topic, 0, -1001}});
+  CHECK_FALSE(done->arrived); // the dead letter is not written yet: the revocation waits
+  advance(std::chrono::milliseconds{500});
+  REQUIRE(dead_letters->produced.size() == 2); // retried meanwhile, as before the revocation
+  dead_letters->acknowledge(1);
+  run();
+  REQUIRE(done->arrived);
+  REQUIRE(done->value);
+  CHECK(*done->value == offsets{{topic, 0, 4}}); // the next owner starts after the poison
+}
+
+TEST_CASE_METHOD(consumer_fixture, "a revoked partition's dead letters are left to its next owner when the wait runs out") {
+  auto s = spawn_store();
+  auto c = spawn_dead_lettering_consumer(s);
+  deliver(c, {make_record(0, 3, "garbage")});
+  using offsets = std::vector<kafka::partition_offset>;
+  auto done = request<offsets>(c, revoke_atom::value, offsets{{topic, 0, -1001}});
+  advance(consumer_state::revoke_wait - std::chrono::milliseconds{1});
+  CHECK_FALSE(done->arrived);
+  advance(std::chrono::milliseconds{1});
+  REQUIRE(done->arrived);
+  REQUIRE(done->value);
+  CHECK(done->value->empty()); // the poison is not done: the next owner reads it again
+  // The broker's late answer neither commits nor retries anything here any more.
+  dead_letters->fail(0, "Local: Message timed out");
   run_all_timeouts();
-  CHECK(dead_letters->produced.size() == 1); // and this consumer no longer retries it
+  CHECK(dead_letters->produced.size() == 1);
+  CHECK(client->commits.empty());
+}
+
+TEST_CASE_METHOD(consumer_fixture, "an event the database refuses goes to the dead-letter topic as it was read") {
+  auto s = spawn(rejecting_store);
+  auto c = spawn_dead_lettering_consumer(s);
+  auto rejected = metrics::global().events_rejected.get();
+  auto before = dead_lettered(dead_letter_reason::store_rejected);
+  auto value = event_json("r1");
+  deliver(c, {make_record(0, 0, value, {{"traceparent", a_traceparent}})});
+  REQUIRE(dead_letters->produced.size() == 1);
+  auto& m = dead_letters->produced[0].message;
+  CHECK(m.key == "alice");
+  CHECK(m.value == value);
+  CHECK(header_of(m, "traceparent") == a_traceparent);
+  CHECK(header_of(m, "dlq.reason") == "store-rejected");
+  CHECK(header_of(m, "dlq.error") == "the store refused it: refused");
+  CHECK(header_of(m, "dlq.original.offset") == "0");
+  CHECK(metrics::global().events_rejected.get() == rejected + 1);
+  commit_due();
+  CHECK(client->commits.empty()); // not past it before the broker has its dead letter
+  dead_letters->acknowledge(0);
+  run();
+  commit_due();
+  CHECK(client->committed(topic, 0) == 1);
+  CHECK(dead_lettered(dead_letter_reason::store_rejected) == before + 1);
 }
 
 TEST_CASE_METHOD(consumer_fixture, "without a dead-letter topic poison is skipped at once") {

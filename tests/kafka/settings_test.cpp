@@ -33,10 +33,11 @@ const std::map<std::string, std::string> sasl_ssl = {
 
 } // namespace
 
-TEST_CASE("SASL over TLS: protocol, mechanism, credentials and CA go to producer and consumer alike") {
+TEST_CASE("SASL over TLS: protocol, mechanism, credentials and CA go to every client alike") {
   auto cfg = load(sasl_ssl);
   for (auto& s : {kafka::producer_settings(cfg, "kafka-1:9093"),
-                  kafka::consumer_settings(cfg, "kafka-1:9093")}) {
+                  kafka::consumer_settings(cfg, "kafka-1:9093"),
+                  kafka::dead_letter_settings(cfg, "kafka-1:9093")}) {
     auto m = as_map(s);
     CHECK(m["security.protocol"] == "sasl_ssl");
     CHECK(m["sasl.mechanism"] == "SCRAM-SHA-512");

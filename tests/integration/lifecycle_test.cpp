@@ -8,74 +8,13 @@
 #include <optional>
 #include <set>
 
+#include "poison_corpus.hpp"
 #include "service_process.hpp"
 
 using namespace uas::testing;
 using json = nlohmann::json;
 
 namespace {
-
-// Messages to produce in order, bytes exactly as they are: kcat -P sends each file it is given
-// as one message; python3-kafka sends the null values, which kcat cannot.
-struct message_files {
-  std::string dir;
-  std::vector<std::optional<std::string>> paths; // nothing: a null value
-
-  message_files() {
-    char tmpl[] = "/tmp/uas-messages-XXXXXX";
-    dir = mkdtemp(tmpl);
-  }
-  ~message_files() { run_command("rm -rf " + dir); }
-
-  void add(const std::string& bytes) {
-    auto path = dir + "/" + std::to_string(paths.size());
-    std::ofstream{path, std::ios::binary} << bytes;
-    paths.push_back(path);
-  }
-  void add_null() { paths.push_back(std::nullopt); }
-
-  // Produces every message, in order, to partition 0.
-  bool produce(const std::string& broker) const {
-    auto kcat = "kcat -b " + broker + " -P -t user-activity-events -p 0";
-    std::string files;
-    auto flush_files = [&] {
-      bool ok = files.empty() || run_command(kcat + files).status == 0;
-      files.clear();
-      return ok;
-    };
-    for (auto& p : paths) {
-      if (p) {
-        files += " " + *p;
-        continue;
-      }
-      auto null_value = "/usr/bin/python3 -c \"from kafka import KafkaProducer\n"
-                        "p = KafkaProducer(bootstrap_servers='" + broker + "', api_version=(2, 5, 0))\n"
-                        "p.send('user-activity-events', key=b'k', value=None, partition=0).get(timeout=10)\"";
-      if (!flush_files() || run_command(null_value).status != 0)
-        return false;
-    }
-    return flush_files();
-  }
-};
-
-std::string valid(const std::string& id) {
-  return event_text(id, "user-" + id, "LOGIN");
-}
-
-std::string with(const std::string& field_json) {
-  // A valid event with one field overridden or added.
-  auto e = json::parse(valid("00000000-0000-4000-8000-000000000000"));
-  auto patch = json::parse(field_json);
-  for (auto& [k, v] : patch.items())
-    e[k] = v;
-  return e.dump();
-}
-
-std::string without(const std::string& field) {
-  auto e = json::parse(valid("00000000-0000-4000-8000-000000000000"));
-  e.erase(field);
-  return e.dump();
-}
 
 std::set<std::string> ids_of(const json& events) {
   std::set<std::string> ids;
@@ -86,40 +25,15 @@ std::set<std::string> ids_of(const json& events) {
 
 } // namespace
 
-TEST_CASE("every kind of poison message is skipped and the messages after it are processed") {
-  service_process service;
-  message_files messages;
-  std::vector<std::pair<std::string, std::string>> poison = {
-    {"not JSON", "this is not json"},
-    {"bytes that are not UTF-8", "{\"eventId\":\"\xff\xfe\xfd\",\"userId\":\"u\"}"},
-    {"an array", "[1,2,3]"},
-    {"a string", "\"LOGIN\""},
-    {"a number", "12345"},
-    {"JSON null", "null"},
-    {"missing eventId", without("eventId")},
-    {"missing userId", without("userId")},
-    {"missing eventType", without("eventType")},
-    {"missing timestamp", without("timestamp")},
-    {"eventId of the wrong type", with(R"({"eventId":42})")},
-    {"userId of the wrong type", with(R"({"userId":{"id":1}})")},
-    {"empty eventId", with(R"({"eventId":""})")},
-    {"eventId that is not a UUID", with(R"({"eventId":"not-a-uuid"})")},
-    {"empty userId", with(R"({"userId":""})")},
-    {"unknown eventType", with(R"({"eventType":"SIGNUP"})")},
-    {"null payload", with(R"({"payload":null})")},
-    {"array payload", with(R"({"payload":[1,2]})")},
-    {"hundreds of kilobytes", with(R"({"userId":")" + std::string(400'000, 'x') + "\", \"eventType\": 7}")},
-    {"deep nesting", std::string(200'000, '[') + std::string(200'000, ']')},
-  };
-  messages.add(valid("10000000-0000-4000-8000-000000000001"));
-  for (auto& [kind, bytes] : poison)
-    messages.add(bytes);
-  messages.add_null();
-  poison.push_back({"a null value", ""});
-  messages.add(valid("10000000-0000-4000-8000-000000000002"));
-  messages.add(valid("10000000-0000-4000-8000-000000000001")); // a duplicate, after the poison
-  messages.add(valid("10000000-0000-4000-8000-000000000003"));
-  REQUIRE(messages.produce(service.broker()));
+TEST_CASE("without a dead-letter topic every kind of poison message is skipped and the messages after it are processed") {
+  service_process service{std::map<std::string, std::string>{{"KAFKA_DLQ_TOPIC", std::string{}}}};
+  auto poison = poison_corpus();
+  std::vector<topic_message> messages{valid_event("10000000-0000-4000-8000-000000000001")};
+  messages.insert(messages.end(), poison.begin(), poison.end());
+  messages.push_back(valid_event("10000000-0000-4000-8000-000000000002"));
+  messages.push_back(valid_event("10000000-0000-4000-8000-000000000001")); // a duplicate, after the poison
+  messages.push_back(valid_event("10000000-0000-4000-8000-000000000003"));
+  REQUIRE(produce_in_order(service.broker(), messages, "k"));
 
   auto events = service.wait_processed([](const json& all) { return all.size() >= 3; });
   CHECK(ids_of(events) == std::set<std::string>{"10000000-0000-4000-8000-000000000001",
@@ -138,7 +52,7 @@ TEST_CASE("every kind of poison message is skipped and the messages after it are
     return false;
   };
   for (size_t offset = 1; offset <= poison.size(); ++offset) {
-    INFO(poison[offset - 1].first);
+    INFO(poison[offset - 1].kind);
     CHECK(skipped_at(offset));
   }
   // And the service still answers.

@@ -51,7 +51,7 @@ test('kafkajs and the service', async (t) => {
   let finished = 0; // subtests that ran to their end: a failure shows the service's log
   const kafka = new Kafka({ clientId: 'kafkajs-test', brokers: [service.broker], logLevel: logLevel.NOTHING });
   try {
-    await t.test('an event kafkajs produces twice is stored once; poison is skipped', async () => {
+    await t.test('an event kafkajs produces twice is stored once; poison goes to the dead-letter topic as sent', async () => {
       const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
       await producer.connect();
       const event = {
@@ -62,8 +62,11 @@ test('kafkajs and the service', async (t) => {
         topic,
         messages: [
           { key: 'js-user', value: JSON.stringify(event) },
-          { key: 'js-user', value: '{"eventId": "broken' },
+          { key: 'js-user', value: '{"eventId": "broken', headers: { origin: 'kafkajs' } },
           { key: 'js-user', value: JSON.stringify(event) },
+          { key: 'js-user', value: null },
+          { key: 'js-user', value: JSON.stringify({ ...event, eventId: '7d1c2a7e-1111-4a2b-8c3d-000000000002' }),
+            headers: { 'schema-version': '2' } },
         ],
       });
       await producer.disconnect();
@@ -74,7 +77,28 @@ test('kafkajs and the service', async (t) => {
         && processed(service));
       assert.ok(events, 'the duplicate was never reported');
       assert.deepEqual(events.filter((e) => e.eventId === event.eventId), [event]);
-      assert.equal(service.lines.filter((l) => l.includes('Skipped message')).length, 1);
+      // The poison is on the dead-letter topic, as kafkajs sent it, with where it came from and why.
+      const letters = [];
+      const reader = kafka.consumer({ groupId: 'kafkajs-dlq-reader' });
+      await reader.connect();
+      await reader.subscribe({ topic: `${topic}.dlq`, fromBeginning: true });
+      await reader.run({ eachMessage: async ({ message }) => { letters.push(message); } });
+      await waitFor(() => letters.length >= 3);
+      await reader.disconnect();
+      const text = (b) => (b === null ? null : b.toString());
+      assert.equal(letters.length, 3);
+      assert.deepEqual(letters.map((m) => text(m.headers['dlq.reason'])).sort(),
+        ['malformed', 'malformed', 'unknown-schema']);
+      const broken = letters.find((m) => text(m.value) === '{"eventId": "broken');
+      assert.ok(broken, 'the broken JSON is not on the dead-letter topic');
+      assert.equal(text(broken.key), 'js-user');
+      assert.equal(text(broken.headers.origin), 'kafkajs');
+      assert.equal(text(broken.headers['dlq.original.topic']), topic);
+      assert.equal(text(broken.headers['dlq.consumer.group']), 'user-activity-consumer-group');
+      assert.ok(letters.some((m) => m.value === null && text(m.headers['dlq.reason']) === 'malformed'));
+      const versioned = letters.find((m) => text(m.headers['dlq.reason']) === 'unknown-schema');
+      assert.equal(text(versioned.headers['schema-version']), '2');
+      assert.equal(service.lines.filter((l) => l.includes('Skipped message')).length, 3);
       finished++;
     });
 

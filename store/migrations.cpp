@@ -27,6 +27,11 @@ const std::vector<migration>& migrations() {
       CREATE INDEX events_by_user ON events (user_id, seq);
       CREATE INDEX events_by_type ON events (event_type, seq);
     )sql"},
+    {2, "events: the trace id of the request that produced each event", R"sql(
+      -- The W3C trace id (32 hexadecimal digits) the event's message carried in its traceparent
+      -- header, the key that finds its log lines on every instance; NULL when it carried none.
+      ALTER TABLE events ADD COLUMN trace_id text;
+    )sql"},
   };
   return all;
 }

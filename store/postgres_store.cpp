@@ -9,6 +9,7 @@
 
 #include "core/config.hpp"
 #include "core/log.hpp"
+#include "core/trace_context.hpp"
 #include "store/migrations.hpp"
 
 namespace uas::postgres {
@@ -22,10 +23,14 @@ constexpr const char* event_columns = R"(event_id, user_id, event_type, "timesta
 // that processing order follows the batch's; a stored eventId is skipped, and those stored now
 // are returned, which tells the new from the duplicates.
 constexpr const char* insert_sql = R"(
-  INSERT INTO events (event_id, user_id, event_type, "timestamp", payload, kafka_partition, kafka_offset)
-  SELECT e.event_id, e.user_id, e.event_type, e.ts, e.payload, e.kafka_partition, e.kafka_offset
-  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::integer[], $7::bigint[])
-    WITH ORDINALITY AS e(event_id, user_id, event_type, ts, payload, kafka_partition, kafka_offset, n)
+  INSERT INTO events (event_id, user_id, event_type, "timestamp", payload, kafka_partition, kafka_offset,
+                      trace_id)
+  SELECT e.event_id, e.user_id, e.event_type, e.ts, e.payload, e.kafka_partition, e.kafka_offset,
+         NULLIF(e.trace_id, '')
+  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::integer[], $7::bigint[],
+              $8::text[])
+    WITH ORDINALITY AS e(event_id, user_id, event_type, ts, payload, kafka_partition, kafka_offset,
+                         trace_id, n)
   ORDER BY e.n
   ON CONFLICT (event_id) DO NOTHING
   RETURNING event_id)";
@@ -204,7 +209,7 @@ caf::expected<store::result> store::run(const char* sql, const std::vector<std::
 caf::expected<store::result> store::insert(const std::vector<event>& batch,
                                            const std::vector<kafka::partition_offset>& origins,
                                            const std::vector<size_t>& which) {
-  std::vector<std::string> columns(7, "{");
+  std::vector<std::string> columns(8, "{");
   for (auto i : which) {
     auto& e = batch[i];
     add_element(columns[0], e.event_id);
@@ -214,6 +219,7 @@ caf::expected<store::result> store::insert(const std::vector<event>& batch,
     add_element(columns[4], e.payload);
     add_element(columns[5], i < origins.size() ? std::to_string(origins[i].partition) : "-1");
     add_element(columns[6], i < origins.size() ? std::to_string(origins[i].offset) : "-1");
+    add_element(columns[7], trace_id_of(e.traceparent)); // "": stored as NULL
   }
   for (auto& c : columns)
     c += '}';

@@ -89,15 +89,21 @@ bool no_line_holds(const service_process& service, const std::string& secret) {
 } // namespace
 
 TEST_CASE("with PostgreSQL a restart keeps every event, and still knows their eventIds") {
+  const std::string traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
   postgres_server db;
   external_broker kafka;
   std::vector<std::string> ids;
   {
     auto service = kafka.start({{"STORE_URL", db.url()}});
     CHECK(service.count_lines("Database schema migrated: version=1") == 1);
+    CHECK(service.count_lines("Database schema migrated: version=2") == 1);
     for (int i = 0; i < 100; ++i) {
-      auto r = service.post_event(R"({"userId":"user-)" + std::to_string(i % 7)
-                                  + R"(","eventType":"LOGIN","payload":{"z":1,"a":"\u0000"}})");
+      auto body = R"({"userId":"user-)" + std::to_string(i % 7)
+                  + R"(","eventType":"LOGIN","payload":{"z":1,"a":"\u0000"}})";
+      // The first continues a caller's trace; the others start their own.
+      auto r = i == 0 ? service.client().Post("/events/generate", {{"traceparent", traceparent}},
+                                              body, "application/json")
+                      : service.post_event(body);
       REQUIRE(r);
       REQUIRE(r->status == 201);
       ids.push_back(json::parse(r->body)["eventId"]);
@@ -127,6 +133,11 @@ TEST_CASE("with PostgreSQL a restart keeps every event, and still knows their ev
   CHECK(service.wait_for_line("Duplicate event ignored: eventId=" + first["eventId"].get<std::string>()));
   CHECK(db.number("SELECT count(*) FROM events") == 100);
   CHECK(service.processed()[0] == first);
+  // Each row keeps the trace id its request travelled in.
+  CHECK(db.query("SELECT trace_id FROM events WHERE event_id = '" + ids[0] + "'")
+        == traceparent.substr(3, 32) + "\n");
+  CHECK(db.number("SELECT count(DISTINCT trace_id) FROM events WHERE trace_id ~ '^[0-9a-f]{32}$'")
+        == 100);
 }
 
 TEST_CASE("a database that cannot be reached at start is named, and the service exits 1 in time") {

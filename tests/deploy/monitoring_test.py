@@ -100,7 +100,8 @@ class Monitoring(unittest.TestCase):
     def test_the_alerts_users_need_are_there(self):
         rules = yaml.safe_load(open(os.path.join(PROMETHEUS, "alerts.yml")))
         names = {r["alert"] for g in rules["groups"] for r in g["rules"]}
-        for wanted in ["InstanceDown", "ConsumerLagGrowing", "PublishFailures"]:
+        for wanted in ["InstanceDown", "ConsumerLagGrowing", "KafkaUnreachable", "StoreDown",
+                       "PublishFailures"]:
             self.assertIn(wanted, names)
 
     def test_every_replica_is_scraped(self):

@@ -12,7 +12,9 @@
 #include <sstream>
 #include <thread>
 #include <set>
+#include <optional>
 
+#include "postgres_server.hpp"
 #include "service_process.hpp"
 
 using namespace uas::testing;
@@ -279,4 +281,248 @@ TEST_CASE("two instances share one broker's partitions, and each event is stored
   };
   CHECK(eventually([&] { return caught_up(*first, a.size()) && caught_up(*second, b.size()); },
                    15s));
+}
+
+namespace {
+
+// GET /events/processed page by page, following each page's Link rel="next": every eventId.
+std::optional<std::vector<std::string>> all_pages(const service_process& s) {
+  std::vector<std::string> ids;
+  std::string target = "/events/processed?limit=1000";
+  for (int pages = 0; pages < 1000; ++pages) {
+    auto r = s.client().Get(target.c_str());
+    if (!r || r->status != 200)
+      return std::nullopt;
+    for (auto& e : json::parse(r->body))
+      ids.push_back(e["eventId"].get<std::string>());
+    std::smatch m;
+    auto link = r->get_header_value("Link");
+    if (!std::regex_match(link, m, std::regex{R"(<([^>]+)>; rel="next")"}))
+      return ids;
+    target = m[1].str();
+  }
+  return std::nullopt;
+}
+
+// The first offset of each partition that a service's `readAgainFrom` lines (a refused commit
+// on revocation, partitions lost) said its next owner reads again.
+void merge_read_again(std::map<int, long>& into, const service_process& s) {
+  for (auto& [partition, offset] : handed_on_uncommitted(s))
+    if (!into.count(partition) || offset < into[partition])
+      into[partition] = offset;
+}
+
+// One broker (12 partitions), one PostgreSQL, three instances; POSTs over all three at a steady
+// pace with 1,000 userIds; half-way one instance ends by `signal` and a replacement starts.
+void fail_over(int signal) {
+  broker_process broker{12};
+  postgres_server db;
+  std::map<std::string, std::string> env{{"KAFKA_CONSUMER_GROUP", "fail-over"},
+                                         {"KAFKA_SESSION_TIMEOUT_MS", "3000"},
+                                         {"STORE_URL", db.url()}};
+  std::vector<std::unique_ptr<service_process>> services;
+  for (int i = 0; i < 3; ++i)
+    services.push_back(broker.start(env));
+  auto live = [&] {
+    std::vector<const service_process*> up;
+    for (auto& s : services)
+      if (s)
+        up.push_back(s.get());
+    return up;
+  };
+  auto converged = [&] {
+    double total = 0;
+    for (auto* s : live()) {
+      auto n = assigned(*s);
+      if (n <= 0)
+        return false;
+      total += n;
+    }
+    return total == 12;
+  };
+  if (!eventually(converged, 40s))
+    FAIL("the group did not share the partitions\n" << ownership_log(live()));
+
+  // Three clients, one per instance, each POSTing one event at a time every 5 ms for users of its
+  // own: one user's events are acknowledged one after another, so the topic holds them in order.
+  constexpr int users = 1000;
+  std::mutex mutex;
+  std::vector<std::string> posted;             // acknowledged, any order
+  std::map<std::string, std::vector<std::string>> posted_by_user; // in acknowledgement order
+  std::atomic<bool> loading{true};
+  std::atomic<int> attempts{0};
+  std::vector<std::shared_ptr<httplib::Client>> clients(3);
+  std::mutex clients_mutex;
+  auto client_of = [&](int i) {
+    std::lock_guard<std::mutex> guard{clients_mutex};
+    return clients[i];
+  };
+  for (int i = 0; i < 3; ++i)
+    clients[i] = std::make_shared<httplib::Client>("127.0.0.1", services[i]->port());
+  std::vector<std::thread> load;
+  for (int i = 0; i < 3; ++i)
+    load.emplace_back([&, i] {
+      for (int n = 0; loading; ++n) {
+        auto next = std::chrono::steady_clock::now() + 5ms;
+        auto user = "user-" + std::to_string((n * 3 + i) % users);
+        ++attempts;
+        if (auto client = client_of(i)) {
+          auto r = client->Post("/events/generate",
+                                R"({"userId":")" + user + R"(","eventType":"PRODUCT_VIEW"})",
+                                "application/json");
+          if (r && r->status == 201) {
+            auto id = json::parse(r->body)["eventId"].get<std::string>();
+            std::lock_guard<std::mutex> guard{mutex};
+            posted.push_back(id);
+            posted_by_user[user].push_back(id);
+          }
+        }
+        std::this_thread::sleep_until(next);
+      }
+    });
+  auto stop_load = [&] {
+    loading = false;
+    for (auto& t : load)
+      t.join();
+  };
+  std::this_thread::sleep_for(4s);
+  {
+    std::lock_guard<std::mutex> guard{clients_mutex};
+    clients[0].reset(); // its POSTs in flight go unanswered: they are not among `posted`
+  }
+  services[0]->stop(signal, 15s);
+  auto ended = std::move(services[0]);
+  auto report = [&] {
+    std::vector<const service_process*> all{ended.get()};
+    for (auto* s : live())
+      all.push_back(s);
+    return ownership_log(all);
+  };
+  // The survivors take its partitions (a SIGKILLed member's after its session times out)...
+  if (!eventually([&] { return assigned(*services[1]) + assigned(*services[2]) == 12; }, 40s))
+    FAIL("the survivors did not take over every partition\n" << report());
+  // ... and give some to its replacement.
+  services[0] = broker.start(env);
+  {
+    std::lock_guard<std::mutex> guard{clients_mutex};
+    clients[0] = std::make_shared<httplib::Client>("127.0.0.1", services[0]->port());
+  }
+  if (!eventually(converged, 40s))
+    FAIL("the replacement was given no partitions\n" << report());
+  std::this_thread::sleep_for(2s);
+  stop_load();
+  auto load_ended = std::chrono::steady_clock::now();
+
+  std::vector<const service_process*> everyone{ended.get()};
+  for (auto* s : live())
+    everyone.push_back(s);
+  INFO(report());
+  INFO(posted.size() << " events acknowledged of " << attempts << " POSTs");
+  CHECK(posted.size() > 1000);
+  // Each survivor's log shows what it gained from the one that ended and gave to its
+  // replacement; the replacement's what it got.
+  for (int i = 1; i < 3; ++i) {
+    CHECK(services[i]->count_lines("Partitions assigned: ") >= 2);
+    CHECK(services[i]->count_lines("Partitions revoked: ")
+          + services[i]->count_lines("Partitions lost: ") >= 1);
+  }
+  CHECK(services[0]->count_lines("Partitions assigned: ") >= 1);
+  if (signal == SIGTERM) {
+    // Leaving, it committed everything it had done: its next owners read none of it again.
+    CHECK(ended->count_lines("Partitions revoked: ") >= 1);
+    CHECK(ended->count_lines("Offset commit on revocation failed") == 0);
+    CHECK(ended->count_lines("Partitions lost") == 0);
+  }
+
+  // Every event answered 201 is in the table, once (the eventId is its primary key).
+  std::set<std::string> acknowledged(posted.begin(), posted.end());
+  auto in_table = [&] {
+    std::set<std::string> ids;
+    std::stringstream rows{db.query("SELECT event_id FROM events")};
+    std::string id;
+    while (std::getline(rows, id))
+      ids.insert(id);
+    return ids;
+  };
+  CHECK(eventually([&] { return std::includes(in_table().begin(), in_table().end(),
+                                              acknowledged.begin(), acknowledged.end()); }, 30s));
+  auto table = in_table();
+  std::vector<std::string> missing;
+  std::set_difference(acknowledged.begin(), acknowledged.end(), table.begin(), table.end(),
+                      std::back_inserter(missing));
+  CHECK(missing.empty());
+  CHECK(db.number("SELECT count(*) FROM events") == static_cast<long long>(table.size()));
+
+  // Every instance pages through the same events.
+  auto pages = all_pages(*services[0]);
+  REQUIRE(pages);
+  CHECK(std::set<std::string>(pages->begin(), pages->end()) == table);
+  CHECK(pages->size() == table.size());
+  for (int i = 1; i < 3; ++i)
+    CHECK(all_pages(*services[i]) == pages);
+
+  // Each user's events are in the table in the order they were acknowledged.
+  std::map<std::string, std::vector<std::string>> stored_by_user;
+  std::stringstream rows{db.query("SELECT user_id || ' ' || event_id FROM events ORDER BY seq")};
+  std::string row;
+  while (std::getline(rows, row)) {
+    auto user = row.substr(0, row.find(' '));
+    auto id = row.substr(row.find(' ') + 1);
+    if (acknowledged.count(id))
+      stored_by_user[user].push_back(id);
+  }
+  int out_of_order = 0;
+  for (auto& [user, ids] : posted_by_user)
+    out_of_order += stored_by_user[user] != ids;
+  CHECK(out_of_order == 0);
+
+  // With the store shared, no instance warns of a partial view.
+  for (auto* s : everyone)
+    CHECK(s->count_lines("Other members share the consumer group") == 0);
+
+  // The lag returns to 0 on every partition once the load has ended.
+  auto caught_up = [&] {
+    size_t partitions = 0;
+    for (auto* s : live()) {
+      auto lag = scrape(*s, "consumer_lag{");
+      for (auto& [series, value] : lag)
+        if (value != 0)
+          return false;
+      partitions += lag.size();
+    }
+    return partitions == 12;
+  };
+  CHECK(eventually(caught_up, 10s));
+  INFO("lag 0 " << std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now() - load_ended).count() << " ms after the load");
+
+  // An event processed twice is a duplicate the database refused. Leaving (SIGTERM), an instance
+  // commits what it did first: none of its work is read again. A member whose commit a
+  // rebalance refused said so, and from where its partitions are read again (at least once);
+  // only those are duplicates.
+  std::map<int, long> read_again;
+  for (auto* s : everyone)
+    merge_read_again(read_again, *s);
+  auto killed = signal == SIGKILL ? owned_partitions(*ended) : std::set<int>{};
+  for (auto* s : everyone)
+    for (auto& line : s->lines()) {
+      if (line.find("Duplicate event ignored: ") == std::string::npos)
+        continue;
+      auto partition = std::stoi(field_of(line, "partition"));
+      INFO(line);
+      if (killed.count(partition))
+        continue; // the killed instance's last second of work, read again from its last commit
+      REQUIRE(read_again.count(partition));
+      CHECK(std::stol(field_of(line, "offset")) >= read_again[partition]);
+    }
+}
+
+} // namespace
+
+TEST_CASE("three instances on one database: one SIGKILLed under load, its partitions move and every acknowledged event is stored once, in each user's order") {
+  fail_over(SIGKILL);
+}
+
+TEST_CASE("three instances on one database: one stopped with SIGTERM under load, nothing is processed twice") {
+  fail_over(SIGTERM);
 }

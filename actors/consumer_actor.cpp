@@ -468,9 +468,14 @@ consumer(self_pointer self, store_actor store, std::shared_ptr<kafka::consumer_c
                              [&](const pending_revocation& r) { return r.id == id; });
       if (it == st.revocations.end())
         return; // answered already
+      std::string waiting;
+      for (auto& p : it->leaving)
+        if (!settled(st, {p}))
+          waiting += (waiting.empty() ? "" : ",") + std::to_string(p.partition);
       log::warn("Partitions revoked before the store answered for all their records: the next "
                 "owner reads those again",
-                {{"waitedMs", int64_t{consumer_state::revoke_wait.count()}}});
+                {{"partitions", waiting},
+                 {"waitedMs", int64_t{consumer_state::revoke_wait.count()}}});
       it->answer.deliver(let_go(st, it->leaving));
       st.revocations.erase(it);
     },

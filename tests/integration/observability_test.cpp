@@ -1,6 +1,7 @@
 // What operators see: /metrics in the Prometheus text format, JSON log lines, and readiness.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 #include <regex>
@@ -159,10 +160,23 @@ TEST_CASE("readiness turns 503 when the broker is down and 200 when it is back")
   kafka.down();
   r = wait_status(503);
   REQUIRE(r.status == 503);
+  // The consumer may miss its group before the producer gives up on the brokers: both are
+  // reasons, and the brokers' one comes within a second or two of the other.
+  auto names_brokers = [](const httplib::Response& answer) {
+    auto reasons = json::parse(answer.body)["reasons"];
+    return std::any_of(reasons.begin(), reasons.end(), [](const json& reason) {
+      return reason.get<std::string>().find("cannot reach the Kafka brokers") != std::string::npos;
+    });
+  };
+  for (auto deadline = std::chrono::steady_clock::now() + 20s;
+       r.status == 503 && !names_brokers(r) && std::chrono::steady_clock::now() < deadline;
+       r = ready())
+    std::this_thread::sleep_for(100ms);
+  REQUIRE(r.status == 503);
   auto body = json::parse(r.body);
   CHECK(body["status"] == "not ready");
   REQUIRE(body["reasons"].is_array());
-  CHECK_THAT(body["reasons"][0].get<std::string>(), Catch::Contains("Kafka brokers"));
+  CHECK(names_brokers(r));
   // Liveness is another matter: the process is fine.
   CHECK(c.Get("/health")->status == 200);
   CHECK(scrape(service)["kafka_up"] == 0);

@@ -264,3 +264,19 @@ TEST_CASE("every kind of poison lands on the dead-letter topic once, bytes and h
   // The events around the poison are stored once.
   CHECK(service.processed().size() == 2);
 }
+
+TEST_CASE("the broker subcommand makes the dead-letter topic KAFKA_DLQ_TOPIC names, or none when it is empty") {
+  // All topics' metadata (kcat -L without -t), which makes no topic on librdkafka's mock broker.
+  auto topics = [](const broker_process& b) {
+    return run_command("kcat -b " + b.address() + " -L").output;
+  };
+  broker_process named{4, {{"KAFKA_DLQ_TOPIC", "poison-kept-here"}}};
+  auto listed = topics(named);
+  CHECK(listed.find("topic \"poison-kept-here\" with 4 partitions") != std::string::npos);
+  CHECK(listed.find("user-activity-events.dlq") == std::string::npos);
+
+  broker_process none{4, {{"KAFKA_DLQ_TOPIC", std::string{}}}};
+  listed = topics(none);
+  CHECK(listed.find("topic \"user-activity-events\" with 4 partitions") != std::string::npos);
+  CHECK(listed.find(".dlq") == std::string::npos);
+}

@@ -30,6 +30,7 @@ using get_json_atom = caf::atom_constant<caf::atom("getjson")>;
 using find_atom = caf::atom_constant<caf::atom("find")>;
 using erase_atom = caf::atom_constant<caf::atom("erase")>;
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
+using probe_atom = caf::atom_constant<caf::atom("probe")>;
 using publish_atom = caf::atom_constant<caf::atom("publish")>;
 using deliveries_atom = caf::atom_constant<caf::atom("deliveries")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
@@ -68,7 +69,9 @@ using store_actor = caf::typed_actor<
 // The store's own messages on top of its public interface.
 using store_actor_impl = store_actor::extend<
   // Time to erase events older than the retention period (a batch of them).
-  caf::reacts_to<expire_atom>>;
+  caf::reacts_to<expire_atom>,
+  // Time to try the database, so that readiness follows it while no request comes.
+  caf::reacts_to<probe_atom>>;
 
 // -- producer -----------------------------------------------------------------
 

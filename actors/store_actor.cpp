@@ -33,6 +33,8 @@ store_actor_impl::behavior_type store(self_pointer self, std::shared_ptr<store_b
   self->state.retention = retention;
   if (retention.count() > 0)
     self->send(self, expire_atom::value);
+  if (self->state.backend->remote())
+    self->delayed_send(self, store_state::probe_interval, probe_atom::value);
   return {
     [=](add_if_new_atom, const event_batch& batch, const origin_batch& origins)
       -> caf::result<std::vector<write_outcome>> {
@@ -61,6 +63,10 @@ store_actor_impl::behavior_type store(self_pointer self, std::shared_ptr<store_b
       return *erased;
     },
     [=](expire_atom) { expire(self); },
+    [=](probe_atom) {
+      self->state.backend->probe();
+      self->delayed_send(self, store_state::probe_interval, probe_atom::value);
+    },
   };
 }
 

@@ -20,6 +20,9 @@ struct store_state {
   static constexpr uint64_t expire_batch = 10'000;
   // Once no old event is left, expiry looks again after this.
   static constexpr std::chrono::minutes expire_interval{10};
+  // A database back end is tried this often whatever the traffic: an idle service's readiness
+  // turns 503 within this of losing its database, and 200 again within this of its return.
+  static constexpr std::chrono::seconds probe_interval{5};
 
   static inline const char* name = "store";
 };

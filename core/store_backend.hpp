@@ -104,6 +104,14 @@ public:
 
   // False while the back end cannot reach its database (as of its last attempt). Any thread.
   virtual bool up() const { return true; }
+
+  // Whether the back end holds a connection to a database that can be lost, and so wants
+  // probe() now and then.
+  virtual bool remote() const { return false; }
+
+  // Tries the database now, connecting again if the connection was lost, so that up() tells
+  // the truth while no request comes (an idle service's readiness).
+  virtual void probe() {}
 };
 
 } // namespace uas

@@ -196,14 +196,21 @@ caf::expected<store::result> store::run(const char* sql, const std::vector<std::
   result r{PQexecParams(conn_, sql, static_cast<int>(values.size()), nullptr, values.data(),
                         nullptr, nullptr, 0)};
   auto status = PQresultStatus(r.get());
-  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK)
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+    up_ = true; // the server answers again after a failure the connection outlived (a deadlock)
     return r;
+  }
   auto message = first_line(r ? PQresultErrorMessage(r.get()) : PQerrorMessage(conn_));
   if (transient(conn_, r.get())) {
     up_ = false;
     return make_error(store_error::unavailable, message);
   }
   return make_error(store_error::failed, message);
+}
+
+void store::probe() {
+  // A query, not only the connection's state: a server that went away is noticed on use.
+  run("SELECT 1", {});
 }
 
 caf::expected<store::result> store::insert(const std::vector<event>& batch,

@@ -34,6 +34,8 @@ public:
   caf::expected<uint64_t> expire(std::chrono::system_clock::time_point cutoff,
                                  uint64_t at_most) override;
   bool up() const override { return up_.load(); }
+  bool remote() const override { return true; }
+  void probe() override;
 
 private:
   struct result_deleter {

@@ -134,6 +134,8 @@ public:
   std::vector<event> received;                 // every event handed over, as the consumer made it
   std::vector<std::chrono::system_clock::time_point> expiry_cutoffs;
   std::deque<uint64_t> expired;              // what the next expiries answer (else 0)
+  bool database = false;                     // whether it plays a back end with a database
+  int probes = 0;                            // how often it was probed
 
   caf::expected<std::vector<write_outcome>>
   add_if_new(const std::vector<event>& batch,
@@ -155,6 +157,8 @@ public:
   caf::expected<uint64_t> erase_user(const std::string& user) override {
     return memory.erase_user(user);
   }
+  bool remote() const override { return database; }
+  void probe() override { ++probes; }
   caf::expected<uint64_t> expire(std::chrono::system_clock::time_point cutoff, uint64_t) override {
     expiry_cutoffs.push_back(cutoff);
     if (expired.empty())

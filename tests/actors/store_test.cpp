@@ -1,5 +1,6 @@
 // The store actor: each request answered from its back end, the back end's failures passed on
-// as typed store errors, and old events expired on a schedule of delayed messages to itself.
+// as typed store errors, and old events expired and the database probed on schedules of delayed
+// messages to itself.
 #include <catch2/catch.hpp>
 
 #include "actors/store_actor.hpp"
@@ -121,4 +122,23 @@ TEST_CASE_METHOD(store_fixture, "expiry runs at start, batch after batch while f
   CHECK(backend->expiry_cutoffs.size() == 4);
   advance(store_state::expire_interval);
   CHECK(backend->expiry_cutoffs.size() == 5);
+}
+
+TEST_CASE_METHOD(store_fixture, "a database back end is probed every interval, traffic or not") {
+  backend->database = true;
+  spawn_store();
+  run();
+  CHECK(backend->probes == 0);
+  advance(store_state::probe_interval - 1ms);
+  CHECK(backend->probes == 0);
+  advance(1ms);
+  CHECK(backend->probes == 1);
+  advance(store_state::probe_interval);
+  CHECK(backend->probes == 2);
+}
+
+TEST_CASE_METHOD(store_fixture, "a back end without a database is never probed") {
+  spawn_store();
+  run_all_timeouts(); // would never end with a probe scheduled
+  CHECK(backend->probes == 0);
 }

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 #include <map>
+#include <optional>
 #include <set>
 
 #include <csignal>
@@ -262,4 +263,31 @@ TEST_CASE("the database crashing under load loses nothing, doubles nothing, comm
   CHECK(service.count_lines("Store available again") == 1);
   CHECK(service.count_lines("Processed event:") == 5'020);
   CHECK(service.client().Get("/health/ready")->status == 200);
+}
+
+TEST_CASE("an idle service's readiness follows its database: 503 while it is down, 200 once back") {
+  postgres_server db;
+  external_broker kafka;
+  auto service = kafka.start({{"STORE_URL", db.url()}, {"KAFKA_CONNECTION_TIMEOUT_MS", "2000"}});
+  // Readiness as it settles within `timeout`: the first answer with `status`, if any.
+  auto ready_becomes = [&](int status, std::chrono::seconds timeout) -> std::optional<std::string> {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto r = service.client().Get("/health/ready");
+      if (r && r->status == status)
+        return r->body;
+      std::this_thread::sleep_for(200ms);
+    }
+    return std::nullopt;
+  };
+  REQUIRE(ready_becomes(200, 30s));
+  // No event comes: only the store's own probe can notice.
+  db.crash();
+  auto down = ready_becomes(503, 20s);
+  REQUIRE(down);
+  CHECK(down->find("store cannot reach the database (127.0.0.1:" + std::to_string(db.port()))
+        != std::string::npos);
+  db.start();
+  CHECK(ready_becomes(200, 20s));
+  CHECK(service.count_lines("Store unavailable") == 0); // no write was held up
 }

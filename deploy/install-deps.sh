@@ -8,7 +8,8 @@
 #            curl, jq, openssl (test certificates), docker-compose (to validate the compose file),
 #            prometheus (promtool) and haproxy (to check the monitoring and load balancer
 #            configurations), and the PostgreSQL server the store's tests start themselves
-#   bench    build + wrk, curl and bc for bench/run.sh
+#   bench    build + wrk, curl and bc for bench/run.sh, and the PostgreSQL server (with psql)
+#            bench/store.sh starts
 set -euo pipefail
 
 build=(g++ cmake make pkg-config libcaf-dev librdkafka-dev libcpp-httplib-dev nlohmann-json3-dev
@@ -21,7 +22,7 @@ case "${1:-build}" in
   runtime) wanted=("${runtime[@]}") ;;
   test)    wanted=("${build[@]}" kcat python3-kafka python3-jsonschema curl jq openssl docker-compose
                    prometheus haproxy postgresql-15) ;;
-  bench)   wanted=("${build[@]}" wrk curl bc) ;;
+  bench)   wanted=("${build[@]}" wrk curl bc postgresql-15) ;;
   *) echo "usage: $0 [build|runtime|test|bench]" >&2; exit 2 ;;
 esac
 # kafkajs runs on Node.js; a machine that already has node and npm keeps its own.

@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <thread>
 
 #include <csignal>
 
@@ -290,4 +291,47 @@ TEST_CASE("an idle service's readiness follows its database: 503 while it is dow
   db.start();
   CHECK(ready_becomes(200, 20s));
   CHECK(service.count_lines("Store unavailable") == 0); // no write was held up
+}
+
+TEST_CASE("instances starting at once against a new database migrate it once, and both serve") {
+  postgres_server db;
+  external_broker kafka;
+  // Started together, each on a thread of its own: both reach the migrations at the same
+  // moment, give or take.
+  std::map<std::string, std::string> env{{"STORE_URL", db.url()}, {"KAFKA_BROKERS", kafka.broker.address()}};
+  std::optional<service_process> one, other;
+  std::thread starting{[&] { one.emplace(env); }};
+  other.emplace(env);
+  starting.join();
+  auto& first = *one;
+  auto& second = *other;
+  CHECK(first.count_lines("Database schema migrated") + second.count_lines("Database schema migrated") == 1);
+  CHECK(db.number("SELECT count(*) FROM schema_migrations") == 1);
+  // One table for both: what one stores, the other serves.
+  auto r = first.post_event(R"({"userId":"shared","eventType":"LOGIN"})");
+  REQUIRE(r);
+  REQUIRE(r->status == 201);
+  auto id = json::parse(r->body)["eventId"].get<std::string>();
+  CHECK(second.wait_processed([&](const json& all) { return all.size() == 1 && all[0]["eventId"] == id; }, 30s)
+          .size() == 1);
+}
+
+TEST_CASE("with PostgreSQL, events stored longer ago than STORE_RETENTION_DAYS are deleted, the rest kept") {
+  postgres_server db;
+  external_broker kafka;
+  produce(kafka.broker.address(), 0, 300);
+  {
+    auto service = kafka.start({{"STORE_URL", db.url()}});
+    REQUIRE(wait_stored(db, 300) == 300);
+    CHECK(service.stop() == 0);
+  }
+  // Two users' events (12 of them) as if stored three days ago.
+  db.query("UPDATE events SET stored_at = now() - interval '3 days' WHERE user_id IN ('user-1', 'user-2')");
+  auto service = kafka.start({{"STORE_URL", db.url()}, {"STORE_RETENTION_DAYS", "2"}});
+  CHECK(service.wait_for_line("Expired stored events: count=12, retentionDays=2"));
+  CHECK(db.number("SELECT count(*) FROM events") == 288);
+  auto events = service.processed();
+  CHECK(events.size() == 288);
+  for (auto& e : events)
+    CHECK((e["userId"] != "user-1" && e["userId"] != "user-2"));
 }

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# The PostgreSQL store's benchmark (issue 21): builds Release, starts a PostgreSQL server of its
+# own (initdb and pg_ctl as the postgres user, fsync on, as a real one runs) and a Kafka-protocol
+# broker in a process of its own, and prints
+#   - the drain of 100,000 events (1,000 userIds over 8 partitions) into PostgreSQL, two rounds;
+#   - GET /events/processed's first page, and others, with 1,000,000 rows stored;
+#   - what the database spends planning and running the hot statements (whether preparing them
+#     would pay).
+# Load goes to 127.0.0.1 only; every process started here is stopped on exit. About three
+# minutes on two cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+deploy/install-deps.sh bench
+cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DUAS_BUILD_BENCH=ON -DBUILD_TESTING=OFF >/dev/null
+cmake --build build-bench -j"$(nproc)" >/dev/null
+
+bin=build-bench
+pg=/usr/lib/postgresql/15/bin
+work=$(mktemp -d)
+chmod 755 "$work"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [ -d "$work/pg" ] && as_postgres "$pg/pg_ctl" -D "$work/pg/data" -m immediate -w stop >/dev/null 2>&1
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# PostgreSQL refuses to run as root: as root, its programs run as the postgres user.
+as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() { # file text
+  for _ in $(seq 300); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+  echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
+}
+
+mkdir "$work/pg"
+[ "$(id -u)" = 0 ] && chown postgres "$work/pg"
+pg_port=$(free_port)
+as_postgres "$pg/initdb" -D "$work/pg/data" -U postgres --auth=trust -E UTF8 --no-instructions >/dev/null
+as_postgres "$pg/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w \
+  -o "-p $pg_port -k $work/pg -c listen_addresses=127.0.0.1" start >/dev/null
+store_url="postgresql://postgres@127.0.0.1:$pg_port/postgres"
+sql() { psql "$store_url" -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
+
+# Starts a fresh broker with the given topics (NAME or NAME:PARTITIONS); sets $broker.
+start_broker() {
+  mkfifo "$work/broker-in"
+  "$bin/bench/bench_broker" "$@" <"$work/broker-in" >"$work/broker-out" &
+  broker_pid=$!
+  pids+=("$broker_pid")
+  exec 3>"$work/broker-in" # the broker runs until this closes
+  wait_for "$work/broker-out" ":"
+  broker=$(head -1 "$work/broker-out")
+}
+stop_broker() { exec 3>&-; wait "$broker_pid" 2>/dev/null || true; rm -f "$work/broker-in"; }
+# Starts the service on a free port with extra VAR=value settings, waits until it is alive; sets
+# $port, $pid.
+start_service() {
+  port=$(free_port)
+  env PORT="$port" KAFKA_BROKERS="$broker" STORE_URL="$store_url" LOG_LEVEL=warn "$@" \
+    "$bin/user-activity-service" >"$work/service.log" 2>&1 &
+  pid=$!
+  pids+=("$pid")
+  for _ in $(seq 300); do curl -sf "localhost:$port/health" >/dev/null && return 0; sleep 0.1; done
+  echo "the service did not start:" >&2; cat "$work/service.log" >&2; return 1
+}
+stop_service() { kill -TERM "$pid"; wait "$pid" || true; }
+
+echo "== drain: 100,000 events (1,000 userIds, 8 partitions) into PostgreSQL, a new group each round"
+# The mock broker keeps about 5 MB per partition: 100,000 events of ~190 bytes need 6 or more.
+start_broker user-activity-events drain-events:8
+"$bin/bench/bench_produce" "$broker" drain-events 100000
+for round in 1 2; do
+  start_service KAFKA_TOPIC=drain-events KAFKA_CONSUMER_GROUP="drain-$round-$RANDOM"
+  # From the first event consumed until the consumer has had every one stored (which it counts
+  # once the database's transaction committed); one process polls over one connection.
+  rate=$(/usr/bin/python3 - "$port" 100000 <<'PY'
+import http.client, sys, time
+port, count = int(sys.argv[1]), int(sys.argv[2])
+connection = http.client.HTTPConnection('127.0.0.1', port)
+def metric(name):
+    connection.request('GET', '/metrics')
+    for line in connection.getresponse().read().decode().splitlines():
+        if line.startswith(name + ' '):
+            return float(line.split()[1])
+    return 0.0
+while metric('events_consumed_total') == 0:
+    time.sleep(0.001)
+start = time.monotonic()
+while metric('events_processed_total') < count:
+    time.sleep(0.005)
+print('%.0f' % (count / (time.monotonic() - start)))
+PY
+)
+  echo "round $round: drain_events_per_s $rate (rows: $(sql 'SELECT count(*) FROM events'))"
+  stop_service
+  sql 'TRUNCATE events' # the next round stores them anew
+done
+stop_broker
+
+echo "== 1,000,000 rows: 10,000 userIds, three event types, written by SQL"
+# Filling is set-up, not a figure: without fsync it takes seconds rather than minutes here. The
+# reads below write nothing, so they do not depend on it.
+as_postgres "$pg/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w -m fast \
+  -o "-p $pg_port -k $work/pg -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off" restart >/dev/null
+start_broker user-activity-events:8
+sql "INSERT INTO events (event_id, user_id, event_type, \"timestamp\", payload, kafka_partition, kafka_offset)
+     SELECT gen_random_uuid(), 'user-' || (i % 10000), (ARRAY['LOGIN','LOGOUT','PRODUCT_VIEW'])[1 + i % 3],
+            to_char(now() AT TIME ZONE 'UTC' + i * interval '1 ms', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),
+            '{\"productId\":\"p-' || (i % 5000) || '\",\"source\":\"bench\"}', i % 8, i / 8
+     FROM generate_series(1, 1000000) AS i"
+sql 'VACUUM ANALYZE events'
+echo "rows $(sql 'SELECT count(*) FROM events'), table and indexes $(sql "SELECT pg_size_pretty(pg_total_relation_size('events'))")"
+start_service
+deep=$(sql 'SELECT seq FROM events ORDER BY seq OFFSET 900000 LIMIT 1')
+one=$(sql 'SELECT event_id FROM events ORDER BY seq OFFSET 500000 LIMIT 1')
+echo "== GET at 1,000,000 rows: 300 requests each over one connection"
+for path in "/events/processed?limit=100" "/events/processed?limit=1000" \
+            "/events/processed?limit=100&after=$deep" "/events/processed?userId=user-42&limit=100" \
+            "/events/processed?eventType=LOGOUT&limit=100" \
+            "/events/processed?userId=user-42&eventType=LOGOUT&limit=100" "/events/processed/$one"; do
+  echo "$path: $("$bin/bench/bench_pages" "$port" "$path" 300)"
+done
+echo "GET /events/processed (all 1,000,000): $(curl -s -o /dev/null -w '%{time_total} s, %{size_download} bytes' "localhost:$port/events/processed")"
+stop_service
+stop_broker
+
+echo "== the database's own time (EXPLAIN ANALYZE, the second of two runs)"
+explain() { # label sql
+  sql "EXPLAIN (ANALYZE, TIMING OFF) $2" >/dev/null
+  echo "$1: $(sql "EXPLAIN (ANALYZE, TIMING OFF) $2" | grep -E '^(Planning|Execution) Time' | tr '\n' ' ')"
+}
+explain "first page (100)" "SELECT event_id, user_id, event_type, \"timestamp\", payload, seq FROM events WHERE seq > 0 ORDER BY seq LIMIT 101"
+explain "one user's first page" "SELECT event_id, user_id, event_type, \"timestamp\", payload, seq FROM events WHERE seq > 0 AND user_id = 'user-42' ORDER BY seq LIMIT 101"
+explain "retention with nothing to expire" "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE stored_at < now() - interval '30 days' ORDER BY seq LIMIT 10000)"
+# A poll's batch as the service writes it: 1,000 new events in one statement, rolled back.
+batch="INSERT INTO events (event_id, user_id, event_type, \"timestamp\", payload, kafka_partition, kafka_offset)
+  SELECT e.event_id, e.user_id, e.event_type, e.ts, e.payload, e.kafka_partition, e.kafka_offset
+  FROM unnest((SELECT array_agg(gen_random_uuid()) FROM generate_series(1, 1000)),
+              array_fill('user-1'::text, ARRAY[1000]), array_fill('LOGIN'::text, ARRAY[1000]),
+              array_fill('2026-11-30T19:00:00.000Z'::text, ARRAY[1000]), array_fill('{}'::text, ARRAY[1000]),
+              array_fill(0, ARRAY[1000]), array_fill(0::bigint, ARRAY[1000]))
+    WITH ORDINALITY AS e(event_id, user_id, event_type, ts, payload, kafka_partition, kafka_offset, n)
+  ORDER BY e.n ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+echo "a poll's batch of 1,000: $(psql "$store_url" -XAtq -c BEGIN -c "EXPLAIN (ANALYZE, TIMING OFF) $batch" -c ROLLBACK \
+  | grep -E '^(Planning|Execution) Time' | tr '\n' ' ')"

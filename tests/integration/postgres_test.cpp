@@ -305,8 +305,12 @@ TEST_CASE("instances starting at once against a new database migrate it once, an
   starting.join();
   auto& first = *one;
   auto& second = *other;
-  CHECK(first.count_lines("Database schema migrated") + second.count_lines("Database schema migrated") == 1);
-  CHECK(db.number("SELECT count(*) FROM schema_migrations") == 1);
+  // One of them applied every version, once; the other found the schema up to date.
+  auto applied = db.number("SELECT count(*) FROM schema_migrations");
+  CHECK(applied >= 1);
+  auto by_first = static_cast<long long>(first.count_lines("Database schema migrated"));
+  auto by_second = static_cast<long long>(second.count_lines("Database schema migrated"));
+  CHECK(((by_first == applied && by_second == 0) || (by_first == 0 && by_second == applied)));
   // One table for both: what one stores, the other serves.
   auto r = first.post_event(R"({"userId":"shared","eventType":"LOGIN"})");
   REQUIRE(r);

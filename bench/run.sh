@@ -225,25 +225,7 @@ start_broker user-activity-events drain-events:6
 "$bin/bench/bench_produce" "$broker" drain-events 100000
 WAIT=live start_service LOG_LEVEL=warn KAFKA_TOPIC=drain-events KAFKA_CONSUMER_GROUP="drain-$RANDOM"
 # The group's join takes seconds; time from the first event consumed until the store holds all.
-# One process polls over one connection: a curl and an awk per look took half the machine.
-drain_rate=$(/usr/bin/python3 - "$port" 100000 <<'PY'
-import http.client, sys, time
-port, count = int(sys.argv[1]), int(sys.argv[2])
-connection = http.client.HTTPConnection('127.0.0.1', port)
-def metric(name):
-    connection.request('GET', '/metrics')
-    for line in connection.getresponse().read().decode().splitlines():
-        if line.startswith(name + ' '):
-            return float(line.split()[1])
-    return 0.0
-while metric('events_consumed_total') == 0:
-    time.sleep(0.001)
-start = time.monotonic()
-while metric('store_events') < count:
-    time.sleep(0.002)
-print(count / (time.monotonic() - start))
-PY
-)
+drain_rate=$(/usr/bin/python3 bench/drain_rate.py "$port" 100000 store_events)
 sleep 1
 rss_after=$(rss_kib)
 bytes_per_event=$(( (rss_after - rss_idle) * 1024 / 100000 ))

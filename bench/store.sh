@@ -75,25 +75,8 @@ start_broker user-activity-events drain-events:8
 for round in 1 2; do
   start_service KAFKA_TOPIC=drain-events KAFKA_CONSUMER_GROUP="drain-$round-$RANDOM"
   # From the first event consumed until the consumer has had every one stored (which it counts
-  # once the database's transaction committed); one process polls over one connection.
-  rate=$(/usr/bin/python3 - "$port" 100000 <<'PY'
-import http.client, sys, time
-port, count = int(sys.argv[1]), int(sys.argv[2])
-connection = http.client.HTTPConnection('127.0.0.1', port)
-def metric(name):
-    connection.request('GET', '/metrics')
-    for line in connection.getresponse().read().decode().splitlines():
-        if line.startswith(name + ' '):
-            return float(line.split()[1])
-    return 0.0
-while metric('events_consumed_total') == 0:
-    time.sleep(0.001)
-start = time.monotonic()
-while metric('events_processed_total') < count:
-    time.sleep(0.005)
-print('%.0f' % (count / (time.monotonic() - start)))
-PY
-)
+  # once the database's transaction committed).
+  rate=$(/usr/bin/python3 bench/drain_rate.py "$port" 100000 events_processed_total)
   echo "round $round: drain_events_per_s $rate (rows: $(sql 'SELECT count(*) FROM events'))"
   stop_service
   sql 'TRUNCATE events' # the next round stores them anew

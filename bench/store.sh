@@ -10,30 +10,15 @@
 # minutes on two cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-deploy/install-deps.sh bench
-cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DUAS_BUILD_BENCH=ON -DBUILD_TESTING=OFF >/dev/null
-cmake --build build-bench -j"$(nproc)" >/dev/null
+source bench/common.sh
 
-bin=build-bench
 pg=/usr/lib/postgresql/15/bin
-work=$(mktemp -d)
-chmod 755 "$work"
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [ -d "$work/pg" ] && as_postgres "$pg/pg_ctl" -D "$work/pg/data" -m immediate -w stop >/dev/null 2>&1
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
+chmod 755 "$work" # the server, run as postgres, keeps its files below it
 # PostgreSQL refuses to run as root: as root, its programs run as the postgres user.
 as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { # file text
-  for _ in $(seq 300); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-  echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; return 1
-}
+trap 'stop_started
+      [ -d "$work/pg" ] && as_postgres "$pg/pg_ctl" -D "$work/pg/data" -m immediate -w stop >/dev/null 2>&1
+      rm -rf "$work"' EXIT
 
 mkdir "$work/pg"
 [ "$(id -u)" = 0 ] && chown postgres "$work/pg"
@@ -44,36 +29,16 @@ as_postgres "$pg/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w \
 store_url="postgresql://postgres@127.0.0.1:$pg_port/postgres"
 sql() { psql "$store_url" -XAtq -v ON_ERROR_STOP=1 -c "$1"; }
 
-# Starts a fresh broker with the given topics (NAME or NAME:PARTITIONS); sets $broker.
-start_broker() {
-  mkfifo "$work/broker-in"
-  "$bin/bench/bench_broker" "$@" <"$work/broker-in" >"$work/broker-out" &
-  broker_pid=$!
-  pids+=("$broker_pid")
-  exec 3>"$work/broker-in" # the broker runs until this closes
-  wait_for "$work/broker-out" ":"
-  broker=$(head -1 "$work/broker-out")
-}
-stop_broker() { exec 3>&-; wait "$broker_pid" 2>/dev/null || true; rm -f "$work/broker-in"; }
-# Starts the service on a free port with extra VAR=value settings, waits until it is alive; sets
-# $port, $pid.
-start_service() {
-  port=$(free_port)
-  env PORT="$port" KAFKA_BROKERS="$broker" STORE_URL="$store_url" LOG_LEVEL=warn "$@" \
-    "$bin/user-activity-service" >"$work/service.log" 2>&1 &
-  pid=$!
-  pids+=("$pid")
-  for _ in $(seq 300); do curl -sf "localhost:$port/health" >/dev/null && return 0; sleep 0.1; done
-  echo "the service did not start:" >&2; cat "$work/service.log" >&2; return 1
-}
-stop_service() { kill -TERM "$pid"; wait "$pid" || true; }
+# The service on the database, alive (its readiness waits for the group, which a drain's timing
+# starts from anyway); sets $port, $pid.
+start_stored() { WAIT=live start_service STORE_URL="$store_url" LOG_LEVEL=warn "$@"; }
 
 echo "== drain: 100,000 events (1,000 userIds, 8 partitions) into PostgreSQL, a new group each round"
 # The mock broker keeps about 5 MB per partition: 100,000 events of ~190 bytes need 6 or more.
 start_broker user-activity-events drain-events:8
 "$bin/bench/bench_produce" "$broker" drain-events 100000
 for round in 1 2; do
-  start_service KAFKA_TOPIC=drain-events KAFKA_CONSUMER_GROUP="drain-$round-$RANDOM"
+  start_stored KAFKA_TOPIC=drain-events KAFKA_CONSUMER_GROUP="drain-$round-$RANDOM"
   # From the first event consumed until the consumer has had every one stored (which it counts
   # once the database's transaction committed).
   rate=$(/usr/bin/python3 bench/drain_rate.py "$port" 100000 events_processed_total)
@@ -96,7 +61,7 @@ sql "INSERT INTO events (event_id, user_id, event_type, \"timestamp\", payload, 
      FROM generate_series(1, 1000000) AS i"
 sql 'VACUUM ANALYZE events'
 echo "rows $(sql 'SELECT count(*) FROM events'), table and indexes $(sql "SELECT pg_size_pretty(pg_total_relation_size('events'))")"
-start_service
+start_stored
 deep=$(sql 'SELECT seq FROM events ORDER BY seq OFFSET 900000 LIMIT 1')
 one=$(sql 'SELECT event_id FROM events ORDER BY seq OFFSET 500000 LIMIT 1')
 echo "== GET at 1,000,000 rows: 300 requests each over one connection"

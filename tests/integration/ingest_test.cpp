@@ -48,17 +48,6 @@ double metric(const service_process& service, const std::string& series) {
   return -1;
 }
 
-// Waits up to `timeout` for `done`; whether it held.
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = 20s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline)
-      return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
-}
-
 std::string uuid(int n) {
   char text[40];
   std::snprintf(text, sizeof text, "3b6f1c4e-0000-4000-8000-%012d", n);
@@ -231,7 +220,7 @@ TEST_CASE("beyond MAX_IN_FLIGHT events waiting on a stalled broker, new requests
   for (int i = 0; i < 100; ++i)
     batch.push_back(valid(i));
   auto waiting = std::async(std::launch::async, [&] { return post_batch(service, batch.dump()); });
-  REQUIRE(eventually([&] { return metric(service, "producer_in_flight") == 100; }));
+  REQUIRE(eventually([&] { return metric(service, "producer_in_flight") == 100; }, 20s, 20ms));
 
   auto started = std::chrono::steady_clock::now();
   auto one = service.post_event(R"({"userId":"late","eventType":"LOGIN"})");
@@ -272,7 +261,7 @@ TEST_CASE("while every broker is known down, POSTs get 503 at once, and 201 once
     auto ready = service.client().Get("/health/ready");
     return ready && ready->body.find("producer cannot reach") != std::string::npos;
   };
-  REQUIRE(eventually(producer_cut_off));
+  REQUIRE(eventually(producer_cut_off, 20s, 20ms));
   auto started = std::chrono::steady_clock::now();
   auto r = service.post_event(R"({"userId":"during","eventType":"LOGIN"})");
   auto b = post_batch(service, json::array({valid(1), valid(2)}).dump());
@@ -286,7 +275,7 @@ TEST_CASE("while every broker is known down, POSTs get 503 at once, and 201 once
   CHECK(metric(service, R"(http_requests_rejected_total{reason="brokers_down"})") == 2);
 
   kafka.up();
-  REQUIRE(eventually([&] { return !producer_cut_off(); }));
+  REQUIRE(eventually([&] { return !producer_cut_off(); }, 20s, 20ms));
   auto after = service.post_event(R"({"userId":"after","eventType":"LOGIN"})");
   REQUIRE(after);
   CHECK(after->status == 201);

@@ -204,6 +204,17 @@ std::string external_broker::read_topic() const {
     .output;
 }
 
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds poll) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline)
+      return false;
+    std::this_thread::sleep_for(poll);
+  }
+  return true;
+}
+
 command_result run_command(const std::string& command) {
   command_result result{-1, {}};
   FILE* pipe = popen((command + " 2>&1").c_str(), "r");

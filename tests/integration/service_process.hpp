@@ -110,6 +110,10 @@ private:
   std::string address_;
 };
 
+// Asks `done` every `poll` until it holds or `timeout` has passed; whether it held.
+bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout = 20s,
+                std::chrono::milliseconds poll = 100ms);
+
 // Runs a shell command; its exit status and everything it printed.
 struct command_result {
   int status;

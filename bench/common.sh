@@ -1,11 +1,13 @@
 # What the benchmarks share, sourced by bench/run.sh and bench/store.sh: the Release build,
 # a scratch folder and the processes started (all stopped on exit), a broker in a process of its
-# own, and the service on a free port. Run from the repository's root.
+# own, and the service on a free port. Run from the repository's root. BENCH_BIN=DIR runs the
+# binaries in DIR instead (DIR/user-activity-service, DIR/bench/...) and builds nothing: to set
+# one build against another, turn by turn.
 deploy/install-deps.sh bench
-cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DUAS_BUILD_BENCH=ON -DBUILD_TESTING=OFF >/dev/null
-cmake --build build-bench -j"$(nproc)" >/dev/null
+[ -z "${BENCH_BIN:-}" ] && cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DUAS_BUILD_BENCH=ON -DBUILD_TESTING=OFF >/dev/null
+[ -z "${BENCH_BIN:-}" ] && cmake --build build-bench -j"$(nproc)" >/dev/null
 
-bin=build-bench
+bin=${BENCH_BIN:-build-bench}
 work=$(mktemp -d)
 pids=()
 # Stops every process started here; a script with more to undo sets its own EXIT trap that

@@ -42,7 +42,9 @@ struct object_result {
 object_result read_object(std::string_view text);
 
 // Appends `text` as a JSON string, quoted and escaped by nlohmann/json. Invalid UTF-8, which
-// read_object never passes on, is replaced rather than refused: a writer must not throw.
+// read_object never passes on, is replaced rather than refused: a writer must not throw. Text of
+// printable ASCII with no quote or backslash, what ids, types and timestamps nearly always are,
+// needs no escaping and is copied as it is.
 void append_string(std::string& out, std::string_view text);
 
 // One element of an array, as the text it was written as (a view into the array's text).

@@ -161,3 +161,22 @@ TEST_CASE("the reader agrees with nlohmann on which objects are JSON") {
     CHECK(json::read_object(text).ok() == nlohmann_reads(text));
   }
 }
+
+TEST_CASE("a string is written as nlohmann writes it, escapes and invalid UTF-8 included") {
+  std::string every_byte;
+  for (int c = 1; c < 256; ++c)
+    every_byte += static_cast<char>(c);
+  for (std::string text : {
+         std::string{}, std::string{"0b7c4a9e-3f51-4d2a-9c1e-5a6b7c8d9e0f"},
+         std::string{"user 42 ~!@#$%^&*()_+{}|:<>?"}, std::string{"a\"quote"},
+         std::string{"back\\slash"}, std::string{"tab\there"}, std::string{"new\nline"},
+         std::string{"nul\0byte", 8}, std::string{"del\x7f"}, std::string{"caf\xc3\xa9 \xe2\x82\xac"},
+         std::string{"cut \xc3"}, std::string{"stray \x80\xff"}, every_byte,
+       }) {
+    INFO(text);
+    std::string written = "[";
+    json::append_string(written, text);
+    CHECK(written
+          == "[" + nlohmann_json(text).dump(-1, ' ', false, nlohmann_json::error_handler_t::replace));
+  }
+}

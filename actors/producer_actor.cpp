@@ -25,18 +25,20 @@ producer_state::pending& start(self_pointer self, const event& e) {
   auto id = st.next_id++;
   auto& p = st.in_flight[id];
   p.event_id = e.event_id;
-  p.trace_id = trace_id_of(e.traceparent);
   p.message = {true, e.user_id, true, to_json(e), event_headers(e)};
   attempt(self, id, p);
   return p;
 }
 
-// What a publish failure's lines name: the event, why, and the trace it belongs to.
-log::field_list failure_fields(const producer_state::pending& p, const std::string& error) {
+// Writes a line about a failed attempt of `p`, naming the event, why, and the trace it belongs to
+// (read from the message's header only here: most events never fail).
+void log_failure(log::level lvl, const std::string& message, const producer_state::pending& p,
+                 const std::string& error, std::string_view tail = {}) {
+  auto trace_id = trace_id_of(traceparent_of(p.message.headers)); // outlives the fields' views
   log::field_list fs{{"eventId", p.event_id}, {"error", error}};
-  if (!p.trace_id.empty())
-    fs.push_back({"traceId", p.trace_id});
-  return fs;
+  if (!trace_id.empty())
+    fs.push_back({"traceId", trace_id});
+  log::write(lvl, message, fs, tail);
 }
 
 // Gives publish `p` its outcome: empty once acknowledged, else why it failed.
@@ -67,19 +69,18 @@ void settle(self_pointer self, kafka::delivery& report) {
   }
   auto attempts = st.policy.attempts();
   if (p.attempt >= attempts) {
-    log::write(log::level::error, "Publish failed after " + std::to_string(attempts) + " attempts",
-               failure_fields(p, report.error));
+    log_failure(log::level::error, "Publish failed after " + std::to_string(attempts) + " attempts",
+                p, report.error);
     metrics::global().events_publish_failed.inc();
     answer(p, std::move(report.error));
     st.in_flight.erase(it);
     return;
   }
   auto delay = st.policy.delay_before(p.attempt);
-  log::write(log::level::warn,
-             "Publish attempt " + std::to_string(p.attempt) + " of " + std::to_string(attempts)
-               + " failed",
-             failure_fields(p, report.error),
-             "; retrying in " + std::to_string(delay.count()) + " ms");
+  log_failure(log::level::warn,
+              "Publish attempt " + std::to_string(p.attempt) + " of " + std::to_string(attempts)
+                + " failed",
+              p, report.error, "; retrying in " + std::to_string(delay.count()) + " ms");
   metrics::global().producer_retries.inc();
   self->delayed_send(self, delay, retry_atom::value, report.id);
 }

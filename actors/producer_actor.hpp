@@ -32,7 +32,6 @@ struct producer_state {
   // with many thousands waiting, a copy of the whole event beside its JSON would double them.
   struct pending {
     std::string event_id;
-    std::string trace_id;            // for its log lines; empty when it has none
     kafka::outgoing_message message; // made once (JSON value keyed by userId, headers)
     int attempt = 1;
     caf::typed_response_promise<ok_atom> answer; // a single publish's, unless part of a batch

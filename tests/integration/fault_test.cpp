@@ -101,6 +101,10 @@ TEST_CASE("an outage ends in 500 within the bound while /health answers througho
   CHECK(elapsed >= 2s);
   CHECK(elapsed < 5s); // librdkafka checks message timeouts once a second
   CHECK(health_checks >= 10);
-  CHECK(service.wait_for_line("Publish failed after 2 attempts", 1s));
+  auto failed = service.wait_for_line("Publish failed after 2 attempts", 1s);
+  REQUIRE(failed);
+  // The line names the trace the 500 was answered in, so the two can be found together.
+  CHECK(failed->find("traceId=" + r->get_header_value("traceparent").substr(3, 32))
+        != std::string::npos);
   rd_kafka_mock_broker_set_rtt(kafka.broker.cluster(), 1, 0);
 }

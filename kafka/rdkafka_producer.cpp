@@ -38,6 +38,14 @@ int rdkafka_producer::on_statistics(rd_kafka_t*, char* json, size_t len, void* s
   return 0; // librdkafka frees the JSON
 }
 
+void rdkafka_producer::on_error(rd_kafka_t* client, int err, const char* reason, void* self) {
+  // Said the moment the last broker connection drops, where statistics may be a second away:
+  // new POSTs are turned away (503) from then on. The next statistics say when one is back.
+  if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+    static_cast<rdkafka_producer*>(self)->brokers_up_ = false;
+  on_client_error(client, err, reason, self);
+}
+
 void rdkafka_producer::on_reports_waiting(rd_kafka_t*, void* self) {
   static_cast<rdkafka_producer*>(self)->waiting_();
 }
@@ -57,6 +65,7 @@ rdkafka_producer::rdkafka_producer(const settings& values, std::string topic,
   rd_kafka_conf_t* conf = make_conf(values);
   rd_kafka_conf_set_dr_msg_cb(conf, on_delivery_report);
   rd_kafka_conf_set_stats_cb(conf, on_statistics);
+  rd_kafka_conf_set_error_cb(conf, on_error);
   rd_kafka_conf_set_opaque(conf, this);
   client_ = make_client(RD_KAFKA_PRODUCER, conf);
   // Learn the topic's partitions and leaders now rather than on the first POST, which would

@@ -33,8 +33,9 @@ public:
   bool flush(std::chrono::milliseconds timeout) override;
 
   // Whether a broker connection is up, as of librdkafka's last statistics (at most 1 s old; at
-  // first, whether the brokers answered the constructor's request for metadata). The one word on
-  // broker state: readiness, kafka_up and turning POSTs away while every broker is down.
+  // first, whether the brokers answered the constructor's request for metadata), or down since
+  // librdkafka said all brokers are. The one word on broker state: readiness, kafka_up and
+  // turning POSTs away while every broker is down.
   bool brokers_up() const override { return brokers_up_.load(); }
 
   // Whether the brokers know the topic: empty when they do, else why not. Waits up to `timeout`.
@@ -43,6 +44,7 @@ public:
 private:
   static void on_delivery_report(rd_kafka_t*, const rd_kafka_message_t* msg, void* self);
   static int on_statistics(rd_kafka_t*, char* json, size_t len, void* self);
+  static void on_error(rd_kafka_t* client, int err, const char* reason, void* self);
   static void on_reports_waiting(rd_kafka_t*, void* self);
   void report(uint64_t id, std::string error, bool permanent);
 

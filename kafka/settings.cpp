@@ -20,17 +20,6 @@ void forward_log(const rd_kafka_t*, int level, const char* facility, const char*
   log::write(lvl, "Kafka client", {{"facility", facility}, {"detail", message}});
 }
 
-// Errors librdkafka recovers from by itself are already in its log; only a fatal one (the
-// idempotent producer can no longer guarantee order) needs saying.
-void on_client_error(rd_kafka_t* client, int err, const char* reason, void*) {
-  char fatal_reason[512];
-  if (err == RD_KAFKA_RESP_ERR__FATAL
-      && rd_kafka_fatal_error(client, fatal_reason, sizeof fatal_reason))
-    log::error("Kafka client fatal error", {{"error", fatal_reason}});
-  else
-    log::debug("Kafka client error", {{"error", reason}});
-}
-
 // How every client of the service (producer, consumer, dead-letter producer, the start-up probe)
 // reaches the brokers: load_config has checked that the settings agree with each other.
 void security(const kafka_security& k, settings& s) {
@@ -63,6 +52,15 @@ settings common(const config& cfg, const std::string& bootstrap) {
 }
 
 } // namespace
+
+void on_client_error(rd_kafka_t* client, int err, const char* reason, void*) {
+  char fatal_reason[512];
+  if (err == RD_KAFKA_RESP_ERR__FATAL
+      && rd_kafka_fatal_error(client, fatal_reason, sizeof fatal_reason))
+    log::error("Kafka client fatal error", {{"error", fatal_reason}});
+  else
+    log::debug("Kafka client error", {{"error", reason}});
+}
 
 settings producer_settings(const config& cfg, const std::string& bootstrap) {
   auto s = common(cfg, bootstrap);

@@ -20,8 +20,13 @@ settings consumer_settings(const config& cfg, const std::string& bootstrap);
 // The dead-letter producer's: the producer's, with what a dead letter needs on top.
 settings dead_letter_settings(const config& cfg, const std::string& bootstrap);
 
-// A librdkafka configuration with every setting applied; throws naming the one it refuses.
+// A librdkafka configuration with every setting applied, its log and errors going to
+// forward_log and on_client_error; throws naming the setting it refuses.
 rd_kafka_conf_t* make_conf(const settings& values);
+
+// Errors librdkafka recovers from by itself are already in its log; only a fatal one (the
+// idempotent producer can no longer guarantee order) needs saying.
+void on_client_error(rd_kafka_t* client, int err, const char* reason, void* opaque);
 
 // Creates a client from `conf` (taking ownership of it); throws with librdkafka's reason.
 rd_kafka_t* make_client(rd_kafka_type_t type, rd_kafka_conf_t* conf);

@@ -49,9 +49,15 @@ TEST_CASE("a transient broker outage still ends in 201 after a retry") {
                               {"KAFKA_PRODUCER_RETRIES", "5"}});
   // Warm up: the producer has its connection and metadata.
   REQUIRE(service.post_event(login)->status == 201);
-  kafka.down();
+  // The POST is taken while the broker still looks up (it stalls, its connection open), then the
+  // broker goes down with the event in flight: attempts fail until it is back, and a retry then
+  // succeeds. (A POST that comes while the broker is known to be down is answered 503 at once.)
+  rd_kafka_mock_broker_set_rtt(kafka.broker.cluster(), 1, 60000);
   auto pending = std::async(std::launch::async, [&] { return service.post_event(login); });
+  std::this_thread::sleep_for(300ms); // ample for a local POST to be taken
+  kafka.down();
   std::this_thread::sleep_for(1500ms);
+  rd_kafka_mock_broker_set_rtt(kafka.broker.cluster(), 1, 0);
   kafka.up();
   auto r = pending.get();
   REQUIRE(r);

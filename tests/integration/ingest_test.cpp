@@ -255,6 +255,7 @@ TEST_CASE("while every broker is known down, POSTs get 503 at once, and 201 once
   REQUIRE(first);
   REQUIRE(first->status == 201);
   kafka.down();
+  auto downed = std::chrono::steady_clock::now();
   // The producer learns of it: readiness names it (kafka_up turns with readiness, which may be
   // sooner, for the consumer's group).
   auto producer_cut_off = [&] {
@@ -262,6 +263,9 @@ TEST_CASE("while every broker is known down, POSTs get 503 at once, and 201 once
     return ready && ready->body.find("producer cannot reach") != std::string::npos;
   };
   REQUIRE(eventually(producer_cut_off, 20s, 20ms));
+  // At once, from librdkafka's all-brokers-down error, not up to a second later from its
+  // statistics.
+  CHECK(std::chrono::steady_clock::now() - downed < 500ms);
   auto started = std::chrono::steady_clock::now();
   auto r = service.post_event(R"({"userId":"during","eventType":"LOGIN"})");
   auto b = post_batch(service, json::array({valid(1), valid(2)}).dump());

@@ -121,8 +121,10 @@ TEST_CASE("SIGTERM during a broker outage answers the waiting POST 503 and exits
   external_broker kafka;
   auto service = kafka.start();
   REQUIRE(service.post_event(R"({"userId":"u","eventType":"LOGIN"})")->status == 201);
-  kafka.down();
-  // With the default 30 s per attempt, this publish would wait far longer than a shutdown may.
+  // A broker that stopped answering: its connection stays up, so the POST is taken and waits (one
+  // known to be down is answered 503 at once). With the default 30 s per attempt, this publish
+  // would wait far longer than a shutdown may.
+  rd_kafka_mock_broker_set_rtt(kafka.broker.cluster(), 1, 60000);
   auto pending = std::async(std::launch::async, [&] {
     return service.post_event(R"({"userId":"u","eventType":"LOGOUT"})");
   });

@@ -239,8 +239,9 @@ int run(const config& cfg, std::shared_ptr<const key_ring> keys) {
   consumer_client->start(bridge);
   log::info("Consumer subscribed", {{"topic", cfg.topic}, {"group", cfg.consumer_group}});
 
-  // Kafka as librdkafka's statistics last showed it (at most a second old): the one source of
-  // readiness's Kafka reasons and of kafka_up, so the two never disagree.
+  // Kafka as librdkafka last said (its statistics, at most a second old, or its all-brokers-down
+  // error): the one source of readiness's Kafka reasons and of kafka_up, so the two never
+  // disagree.
   auto kafka_problems = [=] {
     std::vector<std::string> reasons;
     if (!producer_client->brokers_up())

@@ -202,7 +202,8 @@ int run(const config& cfg, std::shared_ptr<const key_ring> keys) {
     backend = std::make_shared<memory_store>(cfg.store_memory_max_events);
   } else {
     try {
-      backend = std::make_shared<postgres::store>(cfg.store_url, cfg.connection_timeout);
+      backend = std::make_shared<postgres::store>(cfg.store_url, cfg.connection_timeout,
+                                                  cfg.consumer_group);
     } catch (const std::exception& e) {
       log::error("Cannot reach the database", {{"host", url_hosts(cfg.store_url)},
                                                {"timeoutMs", int64_t{cfg.connection_timeout.count()}},
@@ -235,7 +236,7 @@ int run(const config& cfg, std::shared_ptr<const key_ring> keys) {
   auto dead_letters = start_dead_letters(cfg, bootstrap);
   auto consumer_client = std::make_shared<kafka::rdkafka_consumer>(cfg, bootstrap);
   consumer_actor consumer_handle = sys.spawn(consumer, store_handle, consumer_client, dead_letters);
-  consumer_bridge bridge{sys, consumer_handle};
+  consumer_bridge bridge{sys, consumer_handle, store_handle};
   consumer_client->start(bridge);
   log::info("Consumer subscribed", {{"topic", cfg.topic}, {"group", cfg.consumer_group}});
 

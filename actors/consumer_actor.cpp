@@ -348,7 +348,7 @@ void send_write(self_pointer self, uint64_t id, consumer_state::write w) {
     st.waiting.emplace(id, std::move(w));
     return;
   }
-  self->request(st.store, caf::infinite, add_if_new_atom::value, w.events, w.origins)
+  self->request(st.store, caf::infinite, add_if_new_atom::value, w.events, w.origins, w.resume)
     .then([=](const std::vector<write_outcome>& outcomes) { settle(self, w, outcomes); },
           [=](caf::error& err) {
             if (err == store_error::unavailable)
@@ -367,7 +367,7 @@ void retry(self_pointer self) {
   auto id = oldest->first;
   auto w = std::move(oldest->second);
   st.waiting.erase(oldest);
-  self->request(st.store, caf::infinite, add_if_new_atom::value, w.events, w.origins)
+  self->request(st.store, caf::infinite, add_if_new_atom::value, w.events, w.origins, w.resume)
     .then(
       [=](const std::vector<write_outcome>& outcomes) {
         settle(self, w, outcomes);
@@ -384,6 +384,24 @@ void retry(self_pointer self) {
         st.backoff = std::min(st.backoff * 2, consumer_state::max_backoff);
         self->delayed_send(self, st.backoff, retry_atom::value);
       });
+}
+
+// Where each partition of a write resumes once the write is stored: past its last event, but
+// never past a record whose dead letter is still on its way (its next reader must dead-letter it
+// again). Every other record before the write's is stored, or in a write the store takes first.
+std::vector<position> resume_after(const consumer_state& st, const std::vector<position>& where) {
+  std::map<consumer_state::partition_key, int64_t> next;
+  for (auto& p : where) {
+    auto& n = next[{p.topic, p.partition}];
+    n = std::max(n, p.offset + 1);
+  }
+  for (auto& [id, d] : st.dead_letters_in_flight)
+    if (auto it = next.find({d.at.topic, d.at.partition}); it != next.end())
+      it->second = std::min(it->second, d.at.offset);
+  std::vector<position> resume;
+  for (auto& [key, offset] : next)
+    resume.push_back({key.first, key.second, offset});
+  return resume;
 }
 
 // Validates a polled batch and hands its valid events to the store in one request. Their records
@@ -404,11 +422,13 @@ void process(self_pointer self, std::vector<kafka::record>& records) {
   }
   if (events.empty())
     return;
+  auto resume = resume_after(self->state, where);
   // The store's request and its handlers share the events, positions and records, none copies
   // them.
   consumer_state::write w{std::make_shared<const std::vector<event>>(std::move(events)),
                           std::make_shared<const std::vector<position>>(std::move(where)),
-                          std::make_shared<const std::vector<kafka::record>>(std::move(kept))};
+                          std::make_shared<const std::vector<kafka::record>>(std::move(kept)),
+                          std::make_shared<const std::vector<position>>(std::move(resume))};
   send_write(self, self->state.next_write++, std::move(w));
 }
 
@@ -504,6 +524,20 @@ void consumer_bridge::on_records(std::vector<kafka::record> batch) {
              [&](caf::error& err) {
                log::warn("Consumer did not take a batch", {{"error", sys_.render(err)}});
              });
+}
+
+std::vector<kafka::partition_offset>
+consumer_bridge::on_assigned(const std::vector<kafka::partition_offset>& partitions) {
+  std::vector<kafka::partition_offset> known;
+  caf::scoped_actor self{sys_};
+  self->request(store_, std::chrono::seconds{5}, positions_atom::value, partitions)
+    .receive([&](std::vector<kafka::partition_offset>& result) { known = std::move(result); },
+             [&](caf::error& err) {
+               log::warn("Read positions unknown: the assigned partitions start from the group's "
+                         "commits",
+                         {{"error", sys_.render(err)}});
+             });
+  return known;
 }
 
 std::vector<kafka::partition_offset>

@@ -83,12 +83,14 @@ struct consumer_state {
     }
   };
 
-  // A poll's valid events on their way to the store, where each was read, and the records they
-  // came in (a dead letter's bytes, should the store refuse one).
+  // A poll's valid events on their way to the store, where each was read, the records they
+  // came in (a dead letter's bytes, should the store refuse one), and where each of their
+  // partitions resumes once they are stored.
   struct write {
     event_batch events;
     origin_batch origins;
     std::shared_ptr<const std::vector<kafka::record>> records;
+    origin_batch resume;
   };
 
   store_actor store;
@@ -127,19 +129,24 @@ consumer_actor_impl::behavior_type
 consumer(consumer_actor_impl::stateful_pointer<consumer_state> self, store_actor store,
          std::shared_ptr<kafka::consumer_client> client, dead_letter_route dead_letters);
 
-// Connects a consumer client's polling thread to the consumer actor.
+// Connects a consumer client's polling thread to the consumer actor, and to the store for where
+// assigned partitions resume.
 class consumer_bridge final : public kafka::consumer_listener {
 public:
-  consumer_bridge(caf::actor_system& sys, consumer_actor actor) : sys_{sys}, actor_{std::move(actor)} {}
+  consumer_bridge(caf::actor_system& sys, consumer_actor actor, store_actor store)
+    : sys_{sys}, actor_{std::move(actor)}, store_{std::move(store)} {}
   void on_records(std::vector<kafka::record> batch) override;
   std::vector<kafka::partition_offset>
   on_revoked(const std::vector<kafka::partition_offset>& partitions) override;
+  std::vector<kafka::partition_offset>
+  on_assigned(const std::vector<kafka::partition_offset>& partitions) override;
   // Lets the polling thread's actor go, on that thread: shutdown waits for every actor to end.
   void on_closed() override { hand_.reset(); }
 
 private:
   caf::actor_system& sys_;
   consumer_actor actor_;
+  store_actor store_;
   // The polling thread's own actor for handing over batches, made on its first batch and kept
   // until the thread ends: a scoped actor per batch cost a wake-up of CAF's timer thread each
   // time it was destroyed.

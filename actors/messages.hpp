@@ -31,6 +31,7 @@ using find_atom = caf::atom_constant<caf::atom("find")>;
 using erase_atom = caf::atom_constant<caf::atom("erase")>;
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
 using probe_atom = caf::atom_constant<caf::atom("probe")>;
+using positions_atom = caf::atom_constant<caf::atom("positions")>;
 using publish_atom = caf::atom_constant<caf::atom("publish")>;
 using deliveries_atom = caf::atom_constant<caf::atom("deliveries")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
@@ -47,16 +48,23 @@ using ok_atom = caf::ok_atom;
 // Events for the store in one message, shared rather than copied: the consumer reads them again
 // for its log lines once the store has answered, and neither side changes them.
 using event_batch = std::shared_ptr<const std::vector<event>>;
-// Where each event of a batch was read from the topic, in the same order.
+// Where each event of a batch was read from the topic, in the same order; and, for a batch's
+// partitions, where reading them starts once it is stored.
 using origin_batch = std::shared_ptr<const std::vector<kafka::partition_offset>>;
 
 // Owns the processed events and their deduplication by eventId, in whichever back end
 // (core/store_backend.hpp). Its errors are store_error codes.
 using store_actor = caf::typed_actor<
-  // Stores each event of a batch (a whole poll) unless its eventId is stored, in order; answers
-  // one outcome per event once they are durable. store_error::unavailable: nothing was stored,
-  // and the same batch may be sent again later.
-  caf::replies_to<add_if_new_atom, event_batch, origin_batch>::with<std::vector<write_outcome>>,
+  // Stores each event of a batch (a whole poll) unless its eventId is stored, in order, with the
+  // positions its partitions resume from (store_backend::add_if_new); answers one outcome per
+  // event once they are durable. store_error::unavailable: nothing was stored, and the same
+  // batch may be sent again later.
+  caf::replies_to<add_if_new_atom, event_batch, origin_batch, origin_batch>::with<
+    std::vector<write_outcome>>,
+  // Where reading partitions starts, as the positions stored with the events say, given the
+  // group's last commits (store_backend::positions).
+  caf::replies_to<positions_atom, std::vector<kafka::partition_offset>>::with<
+    std::vector<kafka::partition_offset>>,
   // The stored events a query selects, as the JSON array GET /events/processed answers. The
   // whole store is read in place from the memory store's blocks (which the answer keeps alive)
   // rather than copied: a GET of everything costs that store next to nothing.

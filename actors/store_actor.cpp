@@ -36,12 +36,19 @@ store_actor_impl::behavior_type store(self_pointer self, std::shared_ptr<store_b
   if (self->state.backend->remote())
     self->delayed_send(self, store_state::probe_interval, probe_atom::value);
   return {
-    [=](add_if_new_atom, const event_batch& batch, const origin_batch& origins)
-      -> caf::result<std::vector<write_outcome>> {
-      auto outcomes = self->state.backend->add_if_new(*batch, *origins);
+    [=](add_if_new_atom, const event_batch& batch, const origin_batch& origins,
+        const origin_batch& resume) -> caf::result<std::vector<write_outcome>> {
+      auto outcomes = self->state.backend->add_if_new(*batch, *origins, *resume);
       if (!outcomes)
         return std::move(outcomes.error());
       return std::move(*outcomes);
+    },
+    [=](positions_atom, const std::vector<kafka::partition_offset>& partitions)
+      -> caf::result<std::vector<kafka::partition_offset>> {
+      auto known = self->state.backend->positions(partitions);
+      if (!known)
+        return std::move(known.error());
+      return std::move(*known);
     },
     [=](get_json_atom, const event_query& query) -> caf::result<event_page> {
       auto page = self->state.backend->read(query);

@@ -120,6 +120,14 @@ public:
   // These partitions are leaving this consumer (rebalance or close). Blocks until the owner says
   // which positions are done, so they are committed before the partitions go.
   virtual std::vector<partition_offset> on_revoked(const std::vector<partition_offset>& partitions) = 0;
+  // Partitions are coming to this consumer, with the group's last commit of each (`offset`
+  // below 0: none): where reading them starts, for those whose owner knows more than the
+  // commits (read positions stored with the events); nothing for the others. Blocks until it
+  // knows.
+  virtual std::vector<partition_offset> on_assigned(const std::vector<partition_offset>& committed) {
+    (void)committed;
+    return {};
+  }
   // The polling thread is about to end, the consumer closed: nothing more follows.
   virtual void on_closed() {}
 };

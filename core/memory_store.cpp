@@ -154,6 +154,7 @@ write_status memory_store::add(const event& e) {
 
 caf::expected<std::vector<write_outcome>>
 memory_store::add_if_new(const std::vector<event>& batch,
+                         const std::vector<kafka::partition_offset>&,
                          const std::vector<kafka::partition_offset>&) {
   std::vector<write_outcome> outcomes;
   outcomes.reserve(batch.size());

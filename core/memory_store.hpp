@@ -26,8 +26,8 @@ public:
                         clock now = [] { return std::chrono::system_clock::now(); });
 
   caf::expected<std::vector<write_outcome>>
-  add_if_new(const std::vector<event>& batch,
-             const std::vector<kafka::partition_offset>& origins) override;
+  add_if_new(const std::vector<event>& batch, const std::vector<kafka::partition_offset>& origins,
+             const std::vector<kafka::partition_offset>& resume) override;
   caf::expected<event_page> read(const event_query& query) override;
   caf::expected<std::string> find(const std::string& event_id) override;
   caf::expected<uint64_t> erase_user(const std::string& user_id) override;

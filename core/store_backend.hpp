@@ -84,10 +84,25 @@ public:
 
   // Stores each event of `batch`, in order, unless an event with its eventId is stored (an
   // earlier one in the batch included); one outcome per event. `origins[i]` is where batch[i]
-  // was read from the topic. Either every event is answered for, or none is stored (an error):
+  // was read from the topic. `resume` names, for partitions of the batch, where reading them
+  // starts once the batch is stored: a back end that keeps read positions (PostgreSQL) stores
+  // them in the same transaction as the events, never moving one back, and never past an event
+  // it rejects. Either every event is answered for, or none is stored (an error):
   // store_error::unavailable is worth retrying.
   virtual caf::expected<std::vector<write_outcome>>
-  add_if_new(const std::vector<event>& batch, const std::vector<kafka::partition_offset>& origins) = 0;
+  add_if_new(const std::vector<event>& batch, const std::vector<kafka::partition_offset>& origins,
+             const std::vector<kafka::partition_offset>& resume) = 0;
+
+  // Where reading partitions starts, as the read positions stored with the events say, given
+  // the group's last commit of each (`offset` below 0: none): one entry for each partition with
+  // a commit whose position it knows (none from a back end that keeps no positions). A partition
+  // without a commit forgets its position: the group is new, or the topic was made again (the
+  // embedded broker's are on each start) and its offsets now mean other messages.
+  virtual caf::expected<std::vector<kafka::partition_offset>>
+  positions(const std::vector<kafka::partition_offset>& committed) {
+    (void)committed;
+    return std::vector<kafka::partition_offset>{};
+  }
 
   // The stored events `query` selects, in the order they were first stored.
   virtual caf::expected<event_page> read(const event_query& query) = 0;

@@ -1,5 +1,6 @@
 #include "kafka/rdkafka_consumer.hpp"
 
+#include <algorithm>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdexcept>
@@ -259,16 +260,22 @@ void rdkafka_consumer::on_rebalance(rd_kafka_t* client, rd_kafka_resp_err_t err,
   bool cooperative = std::string_view{rd_kafka_rebalance_protocol(client)} == "COOPERATIVE";
   auto owned = cooperative ? self->assigned_ : std::set<int32_t>{};
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    auto* start = rd_kafka_topic_partition_list_copy(partitions);
+    auto resumed = self->start_after_stored(client, start);
     // An incremental rebalance that gives this member nothing new still calls here: say only
     // what moved.
-    if (partitions->cnt > 0)
-      log::info("Partitions assigned", {{"topic", self->topic_},
-                                        {"count", partitions->cnt},
-                                        {"partitions", numbers(partitions)}});
+    if (partitions->cnt > 0) {
+      auto which = numbers(partitions);
+      log::field_list fs{{"topic", self->topic_}, {"count", partitions->cnt}, {"partitions", which}};
+      if (!resumed.empty())
+        fs.push_back({"storedUpTo", resumed});
+      log::write(log::level::info, "Partitions assigned", fs);
+    }
     if (cooperative)
-      check(rd_kafka_incremental_assign(client, partitions));
+      check(rd_kafka_incremental_assign(client, start));
     else
-      rd_kafka_assign(client, partitions);
+      rd_kafka_assign(client, start);
+    rd_kafka_topic_partition_list_destroy(start);
     for (int i = 0; i < partitions->cnt; ++i) {
       owned.insert(partitions->elems[i].partition);
       self->acknowledged_.erase(partitions->elems[i].partition); // others may have committed since
@@ -287,6 +294,39 @@ void rdkafka_consumer::on_rebalance(rd_kafka_t* client, rd_kafka_resp_err_t err,
   for (int i = 0; i < partitions->cnt; ++i)
     owned.erase(partitions->elems[i].partition);
   self->set_assigned(std::move(owned));
+}
+
+std::string rdkafka_consumer::start_after_stored(rd_kafka_t* client,
+                                                rd_kafka_topic_partition_list_t* assigned) {
+  if (assigned->cnt == 0)
+    return {};
+  auto* committed = rd_kafka_topic_partition_list_copy(assigned);
+  if (auto err = rd_kafka_committed(client, committed, 5000)) {
+    rd_kafka_topic_partition_list_destroy(committed);
+    log::warn("Committed offsets unknown: the assigned partitions start from the group's commits",
+              {{"error", rd_kafka_err2str(err)}});
+    return {};
+  }
+  auto last = from_list(committed);
+  for (int i = 0; i < committed->cnt; ++i)
+    if (committed->elems[i].err)
+      last[static_cast<size_t>(i)].offset = RD_KAFKA_OFFSET_INVALID; // as good as none
+  rd_kafka_topic_partition_list_destroy(committed);
+  std::map<int32_t, int64_t> moved;
+  for (auto& p : listener_->on_assigned(last)) {
+    auto commit = std::find_if(last.begin(), last.end(), [&](const partition_offset& c) {
+      return c.topic == p.topic && c.partition == p.partition;
+    });
+    auto* start = rd_kafka_topic_partition_list_find(assigned, p.topic.c_str(), p.partition);
+    if (commit == last.end() || !start || commit->offset < 0 || p.offset <= commit->offset)
+      continue;
+    start->offset = p.offset;
+    moved[p.partition] = p.offset;
+  }
+  std::string text;
+  for (auto& [partition, offset] : moved)
+    text += (text.empty() ? "" : ",") + std::to_string(partition) + ":" + std::to_string(offset);
+  return text;
 }
 
 void rdkafka_consumer::revoke(rd_kafka_t* client, rd_kafka_topic_partition_list_t* partitions) {
@@ -318,10 +358,16 @@ void rdkafka_consumer::revoke(rd_kafka_t* client, rd_kafka_topic_partition_list_
   if (auto err = rd_kafka_commit(client, list, 0)) {
     // Refused while another member (re)joins (librdkafka's mock broker refuses commits through
     // every rebalance); the group cannot move on until this member lets the partitions go, so
-    // they go, and their next owner reads again what was done here since the last commit.
-    log::warn("Offset commit on revocation failed",
-              {{"topic", topic_}, {"partitions", which}, {"error", rd_kafka_err2str(err)},
-               {"readAgainFrom", last_commits(partitions)}});
+    // they go. With the store in memory their next owner reads again what was done here since
+    // the last commit; a database store's next owner starts where its read positions say.
+    if (memory_store_)
+      log::warn("Offset commit on revocation failed",
+                {{"topic", topic_}, {"partitions", which}, {"error", rd_kafka_err2str(err)},
+                 {"readAgainFrom", last_commits(partitions)}});
+    else
+      log::info("Offset commit on revocation refused: the next owner starts from the read "
+                "positions stored with the events",
+                {{"topic", topic_}, {"partitions", which}, {"error", rd_kafka_err2str(err)}});
   } else {
     for (auto& p : done)
       acknowledged_[p.partition] = p.offset;

@@ -43,6 +43,11 @@ private:
   // Hands the leaving partitions' done positions to the group before they go; says what their
   // next owner will read again when that is refused or too late.
   void revoke(rd_kafka_t* client, rd_kafka_topic_partition_list_t* partitions);
+  // Sets, in `assigned`, where each partition starts when the listener knows its events are
+  // stored past the group's last commit (a commit that a rebalance refused, or that a killed
+  // member never sent): reading from the commit would process them twice. "3:1200,7:988": the
+  // partitions moved so, for the log.
+  std::string start_after_stored(rd_kafka_t* client, rd_kafka_topic_partition_list_t* assigned);
   // "0:120,1:98": where the next owner of these partitions starts, as far as this member knows
   // (its last commit the broker acknowledged; "none" before the first).
   std::string last_commits(const rd_kafka_topic_partition_list_t* partitions) const;

@@ -32,6 +32,19 @@ const std::vector<migration>& migrations() {
       -- header, the key that finds its log lines on every instance; NULL when it carried none.
       ALTER TABLE events ADD COLUMN trace_id text;
     )sql"},
+    {3, "read_positions: where reading each partition resumes, stored with its events", R"sql(
+      -- Written in the same statement as the events read before it, so that a partition's next
+      -- owner starts past them even when the group's commit was refused or never sent: nothing
+      -- is read twice across a rebalance, a shutdown or a crash.
+      CREATE TABLE read_positions (
+        consumer_group text NOT NULL,
+        topic text NOT NULL,
+        kafka_partition integer NOT NULL,
+        -- The next offset to read: every message before it is in events, or was dead-lettered.
+        next_offset bigint NOT NULL,
+        PRIMARY KEY (consumer_group, topic, kafka_partition)
+      );
+    )sql"},
   };
   return all;
 }

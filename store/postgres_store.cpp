@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <stdexcept>
 #include <unordered_set>
 
@@ -22,18 +23,35 @@ constexpr const char* event_columns = R"(event_id, user_id, event_type, "timesta
 // One statement for a whole batch: the arrays are the batch's columns, unnested in order so
 // that processing order follows the batch's; a stored eventId is skipped, and those stored now
 // are returned, which tells the new from the duplicates.
+// The events, and the read positions their partitions resume from: one statement, so one
+// transaction. A position never moves back (a batch read again after a seek).
 constexpr const char* insert_sql = R"(
-  INSERT INTO events (event_id, user_id, event_type, "timestamp", payload, kafka_partition, kafka_offset,
-                      trace_id)
-  SELECT e.event_id, e.user_id, e.event_type, e.ts, e.payload, e.kafka_partition, e.kafka_offset,
-         NULLIF(e.trace_id, '')
-  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::integer[], $7::bigint[],
-              $8::text[])
-    WITH ORDINALITY AS e(event_id, user_id, event_type, ts, payload, kafka_partition, kafka_offset,
-                         trace_id, n)
-  ORDER BY e.n
-  ON CONFLICT (event_id) DO NOTHING
-  RETURNING event_id)";
+  WITH stored AS (
+    INSERT INTO events (event_id, user_id, event_type, "timestamp", payload, kafka_partition,
+                        kafka_offset, trace_id)
+    SELECT e.event_id, e.user_id, e.event_type, e.ts, e.payload, e.kafka_partition, e.kafka_offset,
+           NULLIF(e.trace_id, '')
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::integer[],
+                $7::bigint[], $8::text[])
+      WITH ORDINALITY AS e(event_id, user_id, event_type, ts, payload, kafka_partition,
+                           kafka_offset, trace_id, n)
+    ORDER BY e.n
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id),
+  moved AS (
+    INSERT INTO read_positions (consumer_group, topic, kafka_partition, next_offset)
+    SELECT $12::text, * FROM unnest($9::text[], $10::integer[], $11::bigint[])
+    ON CONFLICT (consumer_group, topic, kafka_partition)
+      DO UPDATE SET next_offset = GREATEST(read_positions.next_offset, EXCLUDED.next_offset))
+  SELECT event_id FROM stored)";
+
+constexpr const char* positions_sql = R"(
+  SELECT kafka_partition, next_offset FROM read_positions
+  WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = ANY($3::integer[]))";
+
+constexpr const char* forget_positions_sql = R"(
+  DELETE FROM read_positions
+  WHERE consumer_group = $1 AND topic = $2 AND kafka_partition = ANY($3::integer[]))";
 
 // How many rows one query of a read that wants every event takes at a time.
 constexpr int read_chunk = 10'000;
@@ -95,8 +113,8 @@ void store::result_deleter::operator()(pg_result* r) const {
   PQclear(r);
 }
 
-store::store(std::string url, std::chrono::milliseconds timeout)
-  : url_{std::move(url)}, timeout_{timeout} {
+store::store(std::string url, std::chrono::milliseconds timeout, std::string consumer_group)
+  : url_{std::move(url)}, timeout_{timeout}, group_{std::move(consumer_group)} {
   std::string why;
   if (!connected(why))
     throw std::runtime_error{why};
@@ -215,8 +233,14 @@ void store::probe() {
 
 caf::expected<store::result> store::insert(const std::vector<event>& batch,
                                            const std::vector<kafka::partition_offset>& origins,
-                                           const std::vector<size_t>& which) {
-  std::vector<std::string> columns(8, "{");
+                                           const std::vector<size_t>& which,
+                                           const std::vector<kafka::partition_offset>& resume) {
+  std::vector<std::string> columns(11, "{");
+  for (auto& p : resume) {
+    add_element(columns[8], p.topic);
+    add_element(columns[9], std::to_string(p.partition));
+    add_element(columns[10], std::to_string(p.offset));
+  }
   for (auto i : which) {
     auto& e = batch[i];
     add_element(columns[0], e.event_id);
@@ -230,12 +254,14 @@ caf::expected<store::result> store::insert(const std::vector<event>& batch,
   }
   for (auto& c : columns)
     c += '}';
+  columns.push_back(group_);
   return run(insert_sql, columns);
 }
 
 caf::expected<std::vector<write_outcome>>
 store::add_if_new(const std::vector<event>& batch,
-                  const std::vector<kafka::partition_offset>& origins) {
+                  const std::vector<kafka::partition_offset>& origins,
+                  const std::vector<kafka::partition_offset>& resume) {
   std::vector<write_outcome> outcomes(batch.size());
   std::vector<size_t> storable;
   for (size_t i = 0; i < batch.size(); ++i) {
@@ -256,7 +282,15 @@ store::add_if_new(const std::vector<event>& batch,
   };
   if (storable.empty())
     return outcomes;
-  auto rows = insert(batch, origins, storable);
+  // A position never passes an event refused here: the consumer dead-letters it once this answer
+  // comes, and should its partition move before that, the next owner must read it again.
+  auto bounded = resume;
+  for (size_t i = 0; i < batch.size() && i < origins.size(); ++i)
+    if (outcomes[i].status == write_status::rejected)
+      for (auto& p : bounded)
+        if (p.topic == origins[i].topic && p.partition == origins[i].partition)
+          p.offset = std::min(p.offset, origins[i].offset);
+  auto rows = insert(batch, origins, storable, bounded);
   if (rows) {
     take_stored(rows->get(), storable);
     return outcomes;
@@ -264,9 +298,9 @@ store::add_if_new(const std::vector<event>& batch,
   if (rows.error() == store_error::unavailable)
     return std::move(rows.error());
   // Some event's data was refused, which fails the statement for all: store them one by one,
-  // so that only the ones refused are rejected.
+  // so that only the ones refused are rejected. The read positions wait for a later batch.
   for (auto i : storable) {
-    auto one = insert(batch, origins, {i});
+    auto one = insert(batch, origins, {i}, {});
     if (one)
       take_stored(one->get(), {i});
     else if (one.error() == store_error::unavailable)
@@ -275,6 +309,32 @@ store::add_if_new(const std::vector<event>& batch,
       outcomes[i] = {write_status::rejected, detail_of(one.error())};
   }
   return outcomes;
+}
+
+caf::expected<std::vector<kafka::partition_offset>>
+store::positions(const std::vector<kafka::partition_offset>& committed) {
+  // By topic, the array literals of its partitions with a commit, and of those without.
+  std::map<std::string, std::pair<std::string, std::string>> by_topic;
+  for (auto& p : committed) {
+    auto& lists = by_topic.emplace(p.topic, std::make_pair("{", "{")).first->second;
+    auto& numbers = p.offset >= 0 ? lists.first : lists.second;
+    numbers += (numbers.size() > 1 ? "," : "") + std::to_string(p.partition);
+  }
+  std::vector<kafka::partition_offset> known;
+  for (auto& [topic, lists] : by_topic) {
+    if (lists.second.size() > 1) {
+      auto forgotten = run(forget_positions_sql, {group_, topic, lists.second + "}"});
+      if (!forgotten)
+        return std::move(forgotten.error());
+    }
+    auto rows = run(positions_sql, {group_, topic, lists.first + "}"});
+    if (!rows)
+      return std::move(rows.error());
+    for (int row = 0; row < PQntuples(rows->get()); ++row)
+      known.push_back({topic, std::atoi(PQgetvalue(rows->get(), row, 0)),
+                       std::atoll(PQgetvalue(rows->get(), row, 1))});
+  }
+  return known;
 }
 
 std::string store::json_array(pg_result* rows, int count) {

@@ -22,12 +22,15 @@ class store final : public store_backend {
 public:
   // Connects, giving up after `timeout`, and brings the schema up to date. Throws
   // std::runtime_error, without the password, if the database cannot be reached or migrated.
-  store(std::string url, std::chrono::milliseconds timeout);
+  // Read positions are kept for `consumer_group`.
+  store(std::string url, std::chrono::milliseconds timeout, std::string consumer_group);
   ~store() override;
 
   caf::expected<std::vector<write_outcome>>
-  add_if_new(const std::vector<event>& batch,
-             const std::vector<kafka::partition_offset>& origins) override;
+  add_if_new(const std::vector<event>& batch, const std::vector<kafka::partition_offset>& origins,
+             const std::vector<kafka::partition_offset>& resume) override;
+  caf::expected<std::vector<kafka::partition_offset>>
+  positions(const std::vector<kafka::partition_offset>& partitions) override;
   caf::expected<event_page> read(const event_query& query) override;
   caf::expected<std::string> find(const std::string& event_id) override;
   caf::expected<uint64_t> erase_user(const std::string& user_id) override;
@@ -48,15 +51,18 @@ private:
   void migrate();
   // Runs `sql` with text parameters; the rows, or why not (store_error unavailable or failed).
   caf::expected<result> run(const char* sql, const std::vector<std::string>& params);
-  // One INSERT for the events at `which`; the eventIds it stored.
+  // One INSERT for the events at `which`, with the read positions `resume`; the eventIds it
+  // stored.
   caf::expected<result> insert(const std::vector<event>& batch,
                                const std::vector<kafka::partition_offset>& origins,
-                               const std::vector<size_t>& which);
+                               const std::vector<size_t>& which,
+                               const std::vector<kafka::partition_offset>& resume);
   // Rows of (event_id, user_id, event_type, timestamp, payload, ...) as a JSON array.
   static std::string json_array(pg_result* rows, int count);
 
   std::string url_;
   std::chrono::milliseconds timeout_;
+  std::string group_;
   pg_conn* conn_ = nullptr;
   std::atomic<bool> up_{false};
 };

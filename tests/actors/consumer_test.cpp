@@ -49,7 +49,7 @@ struct held_store_state {
 held_store_actor::behavior_type
 held_store(held_store_actor::stateful_pointer<held_store_state> self) {
   return {
-    [=](add_if_new_atom, const event_batch& batch, const origin_batch&) {
+    [=](add_if_new_atom, const event_batch& batch, const origin_batch&, const origin_batch&) {
       self->state.pending.emplace_back(batch->size(),
                                        self->make_response_promise<std::vector<write_outcome>>());
       return self->state.pending.back().second;
@@ -64,13 +64,16 @@ held_store(held_store_actor::stateful_pointer<held_store_state> self) {
       return make_error(store_error::not_found);
     },
     [](erase_atom, const std::string&) { return uint64_t{0}; },
+    [](positions_atom, const std::vector<kafka::partition_offset>&) {
+      return std::vector<kafka::partition_offset>{};
+    },
   };
 }
 
 // A store that refuses every event's data, as a database refuses text it cannot hold.
 store_actor::behavior_type rejecting_store() {
   return {
-    [](add_if_new_atom, const event_batch& batch, const origin_batch&) {
+    [](add_if_new_atom, const event_batch& batch, const origin_batch&, const origin_batch&) {
       return std::vector<write_outcome>(batch->size(), {write_status::rejected, "refused"});
     },
     [](get_json_atom, const event_query&) { return event_page{shared_text{"[]"}, 0}; },
@@ -78,6 +81,9 @@ store_actor::behavior_type rejecting_store() {
       return make_error(store_error::not_found);
     },
     [](erase_atom, const std::string&) { return uint64_t{0}; },
+    [](positions_atom, const std::vector<kafka::partition_offset>&) {
+      return std::vector<kafka::partition_offset>{};
+    },
   };
 }
 
@@ -614,4 +620,26 @@ TEST_CASE_METHOD(consumer_fixture, "an event reaches the store with the trace co
   CHECK(events[0].traceparent == a_traceparent);
   CHECK(events[1].traceparent.empty()); // an invalid one is no context
   CHECK(events[2].traceparent.empty());
+}
+
+TEST_CASE_METHOD(consumer_fixture, "each write tells the store where its partitions resume: past its last event, never past a dead letter on its way") {
+  auto s = spawn_store();
+  auto c = spawn_dead_lettering_consumer(s);
+  using offsets = std::vector<kafka::partition_offset>;
+  deliver(c, {make_record(0, 7, event_json("a")), make_record(1, 2, event_json("b")),
+              make_record(0, 8, event_json("c"))});
+  REQUIRE(backend->resumes.size() == 1);
+  CHECK(backend->resumes[0] == offsets{{topic, 0, 9}, {topic, 1, 3}});
+
+  // The poison at 9 is not written yet: partition 0 resumes there, so that a next owner that
+  // takes it before the dead letter is acknowledged writes the dead letter again.
+  deliver(c, {make_record(0, 9, "garbage"), make_record(0, 10, event_json("d")),
+              make_record(1, 3, event_json("e"))});
+  REQUIRE(backend->resumes.size() == 2);
+  CHECK(backend->resumes[1] == offsets{{topic, 0, 9}, {topic, 1, 4}});
+  dead_letters->acknowledge(0);
+  run();
+  deliver(c, {make_record(0, 11, event_json("f"))});
+  REQUIRE(backend->resumes.size() == 3);
+  CHECK(backend->resumes[2] == offsets{{topic, 0, 12}});
 }

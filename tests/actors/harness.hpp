@@ -132,14 +132,15 @@ public:
   std::deque<caf::error> failures;           // the next writes fail with these, in order
   std::vector<std::vector<std::string>> writes; // the eventIds of every write attempted
   std::vector<event> received;                 // every event handed over, as the consumer made it
+  std::vector<std::vector<kafka::partition_offset>> resumes; // every write's read positions
   std::vector<std::chrono::system_clock::time_point> expiry_cutoffs;
   std::deque<uint64_t> expired;              // what the next expiries answer (else 0)
   bool database = false;                     // whether it plays a back end with a database
   int probes = 0;                            // how often it was probed
 
   caf::expected<std::vector<write_outcome>>
-  add_if_new(const std::vector<event>& batch,
-             const std::vector<kafka::partition_offset>& origins) override {
+  add_if_new(const std::vector<event>& batch, const std::vector<kafka::partition_offset>& origins,
+             const std::vector<kafka::partition_offset>& resume) override {
     std::vector<std::string> ids;
     for (auto& e : batch)
       ids.push_back(e.event_id);
@@ -150,7 +151,8 @@ public:
       failures.pop_front();
       return failure;
     }
-    return memory.add_if_new(batch, origins);
+    resumes.push_back(resume);
+    return memory.add_if_new(batch, origins, resume);
   }
   caf::expected<event_page> read(const event_query& q) override { return memory.read(q); }
   caf::expected<std::string> find(const std::string& id) override { return memory.find(id); }

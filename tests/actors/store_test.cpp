@@ -42,7 +42,7 @@ struct store_fixture : actor_fixture {
   std::vector<write_outcome> add(const store_actor& s, std::vector<event> events) {
     auto n = events.size();
     return ask<std::vector<write_outcome>>(s, add_if_new_atom::value, batch_of(std::move(events)),
-                                           origins_for(n));
+                                           origins_for(n), origins_for(0));
   }
 };
 
@@ -71,7 +71,8 @@ TEST_CASE_METHOD(store_fixture, "a back end's failure reaches the requester as a
   auto s = spawn_store();
   backend->failures.push_back(make_error(store_error::unavailable, "connection refused"));
   auto answer = request<std::vector<write_outcome>>(s, add_if_new_atom::value,
-                                                    batch_of({make_event(1)}), origins_for(1));
+                                                    batch_of({make_event(1)}), origins_for(1),
+                                                    origins_for(0));
   REQUIRE(answer->arrived);
   CHECK_FALSE(answer->value);
   CHECK(answer->error == "store unavailable: connection refused");
@@ -141,4 +142,17 @@ TEST_CASE_METHOD(store_fixture, "a back end without a database is never probed")
   spawn_store();
   run_all_timeouts(); // would never end with a probe scheduled
   CHECK(backend->probes == 0);
+}
+
+TEST_CASE_METHOD(store_fixture, "the store hands a write's read positions to its back end, and says what the back end knows") {
+  auto s = spawn_store();
+  auto resume = std::make_shared<const std::vector<kafka::partition_offset>>(
+    std::vector<kafka::partition_offset>{{"user-activity-events", 0, 2}});
+  ask<std::vector<write_outcome>>(s, add_if_new_atom::value, batch_of({make_event(1), make_event(2)}),
+                                  origins_for(2), resume);
+  REQUIRE(backend->resumes.size() == 1);
+  CHECK(backend->resumes[0] == *resume);
+  // The fake keeps none, as the memory store: nothing is known.
+  using offsets = std::vector<kafka::partition_offset>;
+  CHECK(ask<offsets>(s, positions_atom::value, offsets{{"user-activity-events", 0, -1001}}).empty());
 }

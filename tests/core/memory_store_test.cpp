@@ -18,7 +18,7 @@ event make_event(std::string id, std::string user = "u1", std::string type = "LO
 std::vector<write_status> add(memory_store& store, std::vector<event> events) {
   std::vector<kafka::partition_offset> origins(events.size());
   std::vector<write_status> statuses;
-  auto outcomes = store.add_if_new(events, origins);
+  auto outcomes = store.add_if_new(events, origins, {});
   for (auto& o : *outcomes)
     statuses.push_back(o.status);
   return statuses;

@@ -621,7 +621,7 @@ void fail_over(scale_out& group, int signal, size_t victim) {
 
 } // namespace
 
-TEST_CASE("three instances on one database under load: one SIGKILLed, then one stopped with SIGTERM, each replaced; every acknowledged event is stored once, in each user's order") {
+TEST_CASE("three instances on one database under load: one SIGKILLed, then one stopped with SIGTERM, each replaced: every acknowledged event is stored once, in each user's order") {
   scale_out group;
   fail_over(group, SIGKILL, 0);
   fail_over(group, SIGTERM, 1);

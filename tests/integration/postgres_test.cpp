@@ -25,8 +25,7 @@ using json = nlohmann::json;
 namespace {
 
 std::string uuid(int n) {
-  auto tail = std::to_string(n);
-  return "20000000-0000-4000-8000-" + std::string(12 - tail.size(), '0') + tail;
+  return numbered_uuid("20000000", n);
 }
 
 // Produces `count` events (eventIds uuid(first)...) with kcat, keyed by 50 users so that they

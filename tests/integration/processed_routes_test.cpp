@@ -18,8 +18,7 @@ using json = nlohmann::json;
 namespace {
 
 std::string uuid(int n) {
-  auto tail = std::to_string(n);
-  return "30000000-0000-4000-8000-" + std::string(12 - tail.size(), '0') + tail;
+  return numbered_uuid("30000000", n);
 }
 
 // Produces events uuid(0)... with kcat: users user-0..user-49, every third a PRODUCT_VIEW.

@@ -229,6 +229,11 @@ command_result run_command(const std::string& command) {
   return result;
 }
 
+std::string numbered_uuid(const std::string& prefix, long long n) {
+  auto digits = std::to_string(n);
+  return prefix + "-0000-4000-8000-" + std::string(12 - digits.size(), '0') + digits;
+}
+
 std::string event_text(const std::string& id, const std::string& user, const std::string& type) {
   return nlohmann::json{{"eventId", id},
                         {"userId", user},

@@ -121,6 +121,10 @@ struct command_result {
 };
 command_result run_command(const std::string& command);
 
+// A version 4 UUID that reads as a number: `<prefix>-0000-4000-8000-<n in 12 digits>`. Each test
+// file has a prefix (8 hex digits) of its own, so that its ids are apart from other files'.
+std::string numbered_uuid(const std::string& prefix, long long n);
+
 // The event's JSON text as the service puts it on the topic.
 std::string event_text(const std::string& id, const std::string& user, const std::string& type);
 

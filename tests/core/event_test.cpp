@@ -282,7 +282,7 @@ TEST_CASE("a batch body that is not a non-empty array within the limit is one pr
   CHECK(parse_batch_request(R"( [ {"userId":"a","eventType":"LOGIN"} ] )", 1).ok());
 }
 
-TEST_CASE("a client's timestamp says when the event happened; receivedAt when it came") {
+TEST_CASE("a client's timestamp says when the event happened, receivedAt when it came") {
   auto r = parse_event_request(
     R"({"userId":"u","eventType":"LOGIN","timestamp":"2026-11-24T01:52:00.04789Z"})");
   REQUIRE(r.ok());

@@ -70,7 +70,7 @@ void settle() {
 
 } // namespace
 
-TEST_CASE("warm threads start at once; a connection finding them all busy gets a thread of its own") {
+TEST_CASE("warm threads start at once, and a connection finding them all busy gets a thread of its own") {
   auto load = std::make_shared<pool_load>();
   connections work;
   worker_pool pool{2, 8, 10s, load};
@@ -105,7 +105,7 @@ TEST_CASE("beyond the cap connections wait in line, and are served as threads co
   CHECK(load->threads == 3);
 }
 
-TEST_CASE("threads beyond the warm ones retire once idle for the linger; the warm ones stay") {
+TEST_CASE("threads beyond the warm ones retire once idle for the linger, the warm ones stay") {
   auto load = std::make_shared<pool_load>();
   connections work;
   worker_pool pool{2, 16, 200ms, load};

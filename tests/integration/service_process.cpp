@@ -39,7 +39,9 @@ service_process::service_process(std::map<std::string, std::string> env, bool wa
   env.emplace("KAFKA_BROKERS", "embedded");
   env.emplace("HTTP_THREADS", "16");
   int pipe_fds[2];
-  if (pipe(pipe_fds) != 0)
+  // Close-on-exec: a process another thread starts meanwhile must not inherit the write end,
+  // which would keep this reader from its end of file until that process ends too.
+  if (pipe2(pipe_fds, O_CLOEXEC) != 0)
     throw std::runtime_error{"pipe failed"};
   pid_ = fork();
   if (pid_ == 0) {

@@ -38,6 +38,25 @@ service_process::service_process(std::map<std::string, std::string> env, bool wa
   env.emplace("PORT", "0");
   env.emplace("KAFKA_BROKERS", "embedded");
   env.emplace("HTTP_THREADS", "16");
+  // The child's environment and arguments are made here, before the fork: a child of a process
+  // with other threads may call nothing that allocates (another thread may have held malloc's
+  // lock at the fork, and the child would wait for it for ever), so it only execs.
+  std::vector<std::string> entries;
+  for (char** e = environ; *e; ++e) {
+    std::string entry{*e};
+    if (!env.count(entry.substr(0, entry.find('='))))
+      entries.push_back(std::move(entry));
+  }
+  for (auto& [key, value] : env)
+    entries.push_back(key + "=" + value);
+  std::vector<char*> envp;
+  for (auto& entry : entries)
+    envp.push_back(entry.data());
+  envp.push_back(nullptr);
+  std::vector<char*> argv{const_cast<char*>(UAS_BINARY)};
+  for (auto& a : args)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
   int pipe_fds[2];
   // Close-on-exec: a process another thread starts meanwhile must not inherit the write end,
   // which would keep this reader from its end of file until that process ends too.
@@ -47,17 +66,9 @@ service_process::service_process(std::map<std::string, std::string> env, bool wa
   if (pid_ == 0) {
     dup2(pipe_fds[1], 1);
     dup2(pipe_fds[1], 2);
-    close(pipe_fds[0]);
-    close(pipe_fds[1]);
-    for (auto& [key, value] : env)
-      setenv(key.c_str(), value.c_str(), 1);
     // A .env in the test's working directory must not leak in.
-    chdir("/");
-    std::vector<char*> argv{const_cast<char*>(UAS_BINARY)};
-    for (auto& a : args)
-      argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(UAS_BINARY, argv.data());
+    if (chdir("/") == 0)
+      execve(UAS_BINARY, argv.data(), envp.data());
     _exit(127);
   }
   close(pipe_fds[1]);
@@ -87,6 +98,9 @@ service_process::service_process(std::map<std::string, std::string> env, bool wa
     std::string log;
     for (auto& l : lines())
       log += l + "\n";
+    // No destructor runs for an object whose constructor throws: end the child and the reader
+    // here (a thread left joinable aborts the whole test binary, with nothing said).
+    end();
     throw std::runtime_error{"service did not start:\n" + log};
   }
   port_ = std::stoi(field(*listening, "port"));
@@ -94,14 +108,18 @@ service_process::service_process(std::map<std::string, std::string> env, bool wa
     broker_ = field(*started, "address");
 }
 
-service_process::~service_process() {
+service_process::~service_process() { end(); }
+
+void service_process::end() {
   if (running()) {
     kill(pid_, SIGKILL);
     wait_exit(5s);
   }
   if (reader_.joinable())
     reader_.join();
-  close(out_fd_);
+  if (out_fd_ >= 0)
+    close(out_fd_);
+  out_fd_ = -1;
 }
 
 httplib::Client service_process::client() const {

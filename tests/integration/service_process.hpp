@@ -63,6 +63,9 @@ public:
   bool running();
 
 private:
+  // Kills the process if it still runs and collects its output's reader.
+  void end();
+
   pid_t pid_ = -1;
   int status_ = -1;
   int port_ = 0;

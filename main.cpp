@@ -296,6 +296,10 @@ int run(const config& cfg, std::shared_ptr<const key_ring> keys) {
     log::error("Shutdown took longer than 9.5 s; exiting anyway");
     std::_Exit(1);
   }}.detach();
+  // Until then the consumer's last revocation may wait for the store to answer for everything
+  // read, so that the partitions go with all of it committed; what is left is for the commit,
+  // leaving the group and stopping the actors.
+  bridge.close_by(started + 8s);
 
   int unanswered = server.drain(5s);
   log::info("HTTP requests drained", {{"unanswered", unanswered}});

@@ -313,82 +313,61 @@ void give_up(self_pointer self, const consumer_state::write& w, const caf::error
   }
 }
 
-void send_write(self_pointer self, uint64_t id, consumer_state::write w);
+void write_gathered(self_pointer self);
 
-// The store could not reach its database: hold the write for a retry. The first such failure of
-// an outage pauses consumption, so that no more records pile up here, and starts the retries.
-void hold(self_pointer self, uint64_t id, consumer_state::write w, const caf::error& err) {
+// The store has answered for the write in flight: it is reachable again if it was not.
+void written(self_pointer self) {
   auto& st = self->state;
-  st.waiting.emplace(id, std::move(w));
-  if (st.store_down)
-    return; // a retry is scheduled or on its way already
-  st.store_down = true;
-  st.backoff = consumer_state::first_backoff;
-  log::warn("Store unavailable: consumption paused, no offsets committed past what is stored",
-            {{"error", self->system().render(err)}, {"retryInMs", int64_t{st.backoff.count()}}});
-  st.client->pause();
+  st.writing = false;
+  if (!st.store_down)
+    return;
+  st.store_down = false;
+  log::info("Store available again: consumption resumed",
+            {{"waitingEvents", static_cast<int64_t>(st.next.events.size())}});
+  st.client->resume();
+}
+
+// The store could not reach its database: hold the write for a retry after a backoff. The first
+// such failure of an outage pauses consumption, so that no more records pile up here.
+void hold(self_pointer self, consumer_state::write w, const caf::error& err) {
+  auto& st = self->state;
+  st.held = std::move(w);
+  if (st.store_down) {
+    st.backoff = std::min(st.backoff * 2, consumer_state::max_backoff);
+  } else {
+    st.store_down = true;
+    st.backoff = consumer_state::first_backoff;
+    log::warn("Store unavailable: consumption paused, no offsets committed past what is stored",
+              {{"error", self->system().render(err)}, {"retryInMs", int64_t{st.backoff.count()}}});
+    st.client->pause();
+  }
   self->delayed_send(self, st.backoff, retry_atom::value);
 }
 
-// The store took a write again: resume, and send it everything that waited, in order.
-void recover(self_pointer self) {
+void send_write(self_pointer self, consumer_state::write w) {
   auto& st = self->state;
-  st.store_down = false;
-  auto waiting = std::exchange(st.waiting, {});
-  log::info("Store available again: consumption resumed",
-            {{"waitingBatches", static_cast<int64_t>(waiting.size())}});
-  st.client->resume();
-  for (auto& [id, w] : waiting)
-    send_write(self, id, std::move(w));
-}
-
-void send_write(self_pointer self, uint64_t id, consumer_state::write w) {
-  auto& st = self->state;
-  if (st.store_down) {
-    st.waiting.emplace(id, std::move(w));
-    return;
-  }
-  self->request(st.store, caf::infinite, add_if_new_atom::value, w.events, w.origins, w.resume)
-    .then([=](const std::vector<write_outcome>& outcomes) { settle(self, w, outcomes); },
-          [=](caf::error& err) {
-            if (err == store_error::unavailable)
-              hold(self, id, w, err);
-            else
-              give_up(self, w, err);
-          });
-}
-
-// Sends the oldest waiting write alone: the others follow once it is stored.
-void retry(self_pointer self) {
-  auto& st = self->state;
-  if (st.waiting.empty())
-    return recover(self);
-  auto oldest = st.waiting.begin();
-  auto id = oldest->first;
-  auto w = std::move(oldest->second);
-  st.waiting.erase(oldest);
+  st.writing = true;
   self->request(st.store, caf::infinite, add_if_new_atom::value, w.events, w.origins, w.resume)
     .then(
       [=](const std::vector<write_outcome>& outcomes) {
+        written(self);
         settle(self, w, outcomes);
-        recover(self);
+        write_gathered(self); // after settle: its dead letters bound the next write's positions
       },
       [=](caf::error& err) {
-        auto& st = self->state;
-        if (err != store_error::unavailable) {
-          give_up(self, w, err);
-          self->send(self, retry_atom::value); // the next one at once
+        if (err == store_error::unavailable) {
+          hold(self, w, err); // still writing: what is read meanwhile waits behind it
           return;
         }
-        st.waiting.emplace(id, w);
-        st.backoff = std::min(st.backoff * 2, consumer_state::max_backoff);
-        self->delayed_send(self, st.backoff, retry_atom::value);
+        written(self);
+        give_up(self, w, err);
+        write_gathered(self);
       });
 }
 
 // Where each partition of a write resumes once the write is stored: past its last event, but
 // never past a record whose dead letter is still on its way (its next reader must dead-letter it
-// again). Every other record before the write's is stored, or in a write the store takes first.
+// again). Every other record before the write's is stored, or in the write the store has now.
 std::vector<position> resume_after(const consumer_state& st, const std::vector<position>& where) {
   std::map<consumer_state::partition_key, int64_t> next;
   for (auto& p : where) {
@@ -404,32 +383,33 @@ std::vector<position> resume_after(const consumer_state& st, const std::vector<p
   return resume;
 }
 
-// Validates a polled batch and hands its valid events to the store in one request. Their records
-// go along, for a dead letter should the store refuse one.
-void process(self_pointer self, std::vector<kafka::record>& records) {
-  std::vector<event> events;
-  std::vector<position> where;
-  std::vector<kafka::record> kept;
-  events.reserve(records.size());
-  where.reserve(records.size());
-  kept.reserve(records.size());
-  for (auto& r : records) {
-    if (auto e = accept(self, r)) {
-      events.push_back(std::move(*e));
-      where.push_back({r.topic, r.partition, r.offset});
-      kept.push_back(std::move(r));
-    }
-  }
-  if (events.empty())
+// Sends the events gathered so far to the store in one write, unless a write is there already.
+// Their records go along, for a dead letter should the store refuse one.
+void write_gathered(self_pointer self) {
+  auto& st = self->state;
+  if (st.writing || st.next.events.empty())
     return;
-  auto resume = resume_after(self->state, where);
+  auto next = std::exchange(st.next, {});
+  auto resume = resume_after(st, next.origins);
   // The store's request and its handlers share the events, positions and records, none copies
   // them.
-  consumer_state::write w{std::make_shared<const std::vector<event>>(std::move(events)),
-                          std::make_shared<const std::vector<position>>(std::move(where)),
-                          std::make_shared<const std::vector<kafka::record>>(std::move(kept)),
-                          std::make_shared<const std::vector<position>>(std::move(resume))};
-  send_write(self, self->state.next_write++, std::move(w));
+  send_write(self, {std::make_shared<const std::vector<event>>(std::move(next.events)),
+                    std::make_shared<const std::vector<position>>(std::move(next.origins)),
+                    std::make_shared<const std::vector<kafka::record>>(std::move(next.records)),
+                    std::make_shared<const std::vector<position>>(std::move(resume))});
+}
+
+// Validates a polled batch and gathers its valid events for the store.
+void process(self_pointer self, std::vector<kafka::record>& records) {
+  auto& next = self->state.next;
+  for (auto& r : records) {
+    if (auto e = accept(self, r)) {
+      next.events.push_back(std::move(*e));
+      next.origins.push_back({r.topic, r.partition, r.offset});
+      next.records.push_back(std::move(r));
+    }
+  }
+  write_gathered(self);
 }
 
 } // namespace
@@ -470,16 +450,23 @@ consumer(self_pointer self, store_actor store, std::shared_ptr<kafka::consumer_c
       if (!offsets.empty())
         st.client->commit(offsets);
     },
-    [=](retry_atom) { retry(self); },
-    [=](revoke_atom, std::vector<kafka::partition_offset>& leaving)
+    [=](retry_atom) {
+      auto& st = self->state;
+      if (!st.held)
+        return;
+      auto w = std::move(*st.held);
+      st.held.reset();
+      send_write(self, std::move(w));
+    },
+    [=](revoke_atom, std::vector<kafka::partition_offset>& leaving, caf::timespan wait)
       -> caf::result<std::vector<kafka::partition_offset>> {
       auto& st = self->state;
       if (settled(st, leaving))
         return let_go(st, leaving);
       auto id = st.next_revocation++;
       auto answer = self->make_response_promise<std::vector<kafka::partition_offset>>();
-      st.revocations.push_back({id, std::move(leaving), answer});
-      self->delayed_send(self, consumer_state::revoke_wait, revoke_due_atom::value, id);
+      st.revocations.push_back({id, std::move(leaving), wait, answer});
+      self->delayed_send(self, wait, revoke_due_atom::value, id);
       return answer;
     },
     [=](revoke_due_atom, uint64_t id) {
@@ -495,7 +482,8 @@ consumer(self_pointer self, store_actor store, std::shared_ptr<kafka::consumer_c
       log::warn("Partitions revoked before the store answered for all their records: the next "
                 "owner reads those again",
                 {{"partitions", waiting},
-                 {"waitedMs", int64_t{consumer_state::revoke_wait.count()}}});
+                 {"waitedMs", int64_t{std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        it->wait).count()}}});
       it->answer.deliver(let_go(st, it->leaving));
       st.revocations.erase(it);
     },
@@ -526,31 +514,41 @@ void consumer_bridge::on_records(std::vector<kafka::record> batch) {
              });
 }
 
+namespace {
+
+// Asks `whom`, from a polling thread (which may block), for partitions' positions, waiting at
+// most `limit`. Without an answer: the warning `unanswered`, and no positions.
+template <class Handle, class... Ts>
+std::vector<kafka::partition_offset> ask_positions(caf::actor_system& sys, const Handle& whom,
+                                                   caf::timespan limit, const char* unanswered,
+                                                   const Ts&... request) {
+  std::vector<kafka::partition_offset> positions;
+  caf::scoped_actor self{sys};
+  self->request(whom, limit, request...)
+    .receive([&](std::vector<kafka::partition_offset>& answer) { positions = std::move(answer); },
+             [&](caf::error& err) { log::warn(unanswered, {{"error", sys.render(err)}}); });
+  return positions;
+}
+
+} // namespace
+
 std::vector<kafka::partition_offset>
 consumer_bridge::on_assigned(const std::vector<kafka::partition_offset>& partitions) {
-  std::vector<kafka::partition_offset> known;
-  caf::scoped_actor self{sys_};
-  self->request(store_, std::chrono::seconds{5}, positions_atom::value, partitions)
-    .receive([&](std::vector<kafka::partition_offset>& result) { known = std::move(result); },
-             [&](caf::error& err) {
-               log::warn("Read positions unknown: the assigned partitions start from the group's "
-                         "commits",
-                         {{"error", sys_.render(err)}});
-             });
-  return known;
+  return ask_positions(sys_, store_, std::chrono::seconds{5},
+                       "Read positions unknown: the assigned partitions start from the group's "
+                       "commits",
+                       positions_atom::value, partitions);
 }
 
 std::vector<kafka::partition_offset>
 consumer_bridge::on_revoked(const std::vector<kafka::partition_offset>& partitions) {
-  std::vector<kafka::partition_offset> done;
-  caf::scoped_actor self{sys_};
-  self->request(actor_, std::chrono::seconds{5}, revoke_atom::value, partitions)
-    .receive([&](std::vector<kafka::partition_offset>& result) { done = std::move(result); },
-             [&](caf::error& err) {
-               log::warn("Consumer did not answer the revocation",
-                         {{"error", sys_.render(err)}});
-             });
-  return done;
+  caf::timespan wait = consumer_state::revoke_wait;
+  if (auto deadline = close_deadline_.load(); deadline != std::chrono::steady_clock::time_point{})
+    wait = std::max(caf::timespan{0}, deadline - std::chrono::steady_clock::now());
+  // The actor answers when the wait is over at the latest; the rest is for the answer's way.
+  return ask_positions(sys_, actor_, wait + std::chrono::seconds{2},
+                       "Consumer did not answer the revocation", revoke_atom::value, partitions,
+                       wait);
 }
 
 } // namespace uas

@@ -5,6 +5,7 @@
 // retries, with backoff, what the store could not take.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <map>
@@ -44,6 +45,7 @@ struct partition_progress {
 struct pending_revocation {
   uint64_t id;
   std::vector<kafka::partition_offset> leaving;
+  caf::timespan wait; // how long it may wait, for the line that says it gave up
   caf::typed_response_promise<std::vector<kafka::partition_offset>> answer;
 };
 
@@ -83,14 +85,20 @@ struct consumer_state {
     }
   };
 
-  // A poll's valid events on their way to the store, where each was read, the records they
-  // came in (a dead letter's bytes, should the store refuse one), and where each of their
-  // partitions resumes once they are stored.
+  // Valid events on their way to the store, where each was read, the records they came in (a
+  // dead letter's bytes, should the store refuse one), and where each of their partitions
+  // resumes once they are stored.
   struct write {
     event_batch events;
     origin_batch origins;
     std::shared_ptr<const std::vector<kafka::record>> records;
     origin_batch resume;
+  };
+  // Valid events read while a write is at the store, gathered for the next one.
+  struct gathered {
+    std::vector<event> events;
+    std::vector<kafka::partition_offset> origins;
+    std::vector<kafka::record> records;
   };
 
   store_actor store;
@@ -99,11 +107,16 @@ struct consumer_state {
   bool commit_scheduled = false;
   std::vector<pending_revocation> revocations;
   uint64_t next_revocation = 0;
-  // While the store cannot reach its database: consumption is paused, and the writes it could
-  // not take wait here, by the order they were first sent, for the next retry.
+  // One write at the store at a time, and what is read meanwhile gathers into the next: however
+  // slow the store gets, a revocation waits for two writes at most. (With a write sent per poll,
+  // a starved store fell seconds behind, past a revocation's wait, and the next owner read the
+  // backlog again.) Bigger writes when the store is slow also cost it less per event.
+  bool writing = false;
+  gathered next;
+  // While the store cannot reach its database: consumption is paused, and the write it could
+  // not take waits here for the next retry (what is read meanwhile gathers behind it).
   bool store_down = false;
-  std::map<uint64_t, write> waiting;
-  uint64_t next_write = 0;
+  std::optional<write> held;
   std::chrono::milliseconds backoff{0};
   dead_letter_route dead_letters;
   std::unordered_map<uint64_t, pending_dead_letter> dead_letters_in_flight;
@@ -115,9 +128,10 @@ struct consumer_state {
   // Done positions are committed at most this often: one broker request covers many records,
   // and what a revocation or shutdown finds uncommitted is committed then.
   static constexpr std::chrono::milliseconds commit_interval{200};
-  // How long a revocation waits for the store's answers on records in flight, so that the next
-  // owner does not read them again. Bounded: the whole group waits while one member revokes, and
-  // the polling thread gives up on an answer after 5 s.
+  // How long a rebalance's revocation waits for the store's answers on records in flight, so
+  // that the next owner does not read them again. Bounded: the whole group waits while one member
+  // revokes. The revocation that closes the consumer waits up to the shutdown's deadline instead
+  // (consumer_bridge::close_by).
   static constexpr std::chrono::milliseconds revoke_wait{3000};
   // The store is tried again after this, doubled on each failure up to the most.
   static constexpr std::chrono::milliseconds first_backoff{200};
@@ -142,11 +156,17 @@ public:
   on_assigned(const std::vector<kafka::partition_offset>& partitions) override;
   // Lets the polling thread's actor go, on that thread: shutdown waits for every actor to end.
   void on_closed() override { hand_.reset(); }
+  // From now on the consumer is closing: its revocation waits for the store until `deadline`
+  // rather than consumer_state::revoke_wait, so that a stopped instance hands its partitions over
+  // with everything it read stored and committed.
+  void close_by(std::chrono::steady_clock::time_point deadline) { close_deadline_ = deadline; }
 
 private:
   caf::actor_system& sys_;
   consumer_actor actor_;
   store_actor store_;
+  // The epoch (the default) while not closing. Set by main, read on the polling thread.
+  std::atomic<std::chrono::steady_clock::time_point> close_deadline_{};
   // The polling thread's own actor for handing over batches, made on its first batch and kept
   // until the thread ends: a scoped actor per batch cost a wake-up of CAF's timer thread each
   // time it was destroyed.

@@ -14,6 +14,7 @@
 #include <caf/typed_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
+#include <caf/timespan.hpp>
 
 #include "core/event.hpp"
 #include "core/text_arena.hpp"
@@ -119,8 +120,8 @@ using consumer_actor = caf::typed_actor<
   // the polling thread never reads more than a batch ahead of the actor.
   caf::replies_to<records_atom, std::vector<kafka::record>>::with<ok_atom>,
   // These partitions are leaving: answers the positions done in them, to commit before they go,
-  // once the store has answered for what they have in flight (or a bounded wait is over).
-  caf::replies_to<revoke_atom, std::vector<kafka::partition_offset>>::with<
+  // once the store has answered for what they have in flight, or once the wait given is over.
+  caf::replies_to<revoke_atom, std::vector<kafka::partition_offset>, caf::timespan>::with<
     std::vector<kafka::partition_offset>>>;
 
 // The consumer's own messages on top of its public interface.
@@ -129,7 +130,7 @@ using consumer_actor_impl = consumer_actor::extend<
   caf::reacts_to<commit_atom>,
   // Revocation `id` has waited long enough for the store: answer what is done.
   caf::reacts_to<revoke_due_atom, uint64_t>,
-  // The store's backoff is over: send it the oldest batch it could not take again.
+  // The store's backoff is over: send it again the write it could not take.
   caf::reacts_to<retry_atom>,
   // The dead-letter producer may hold delivery reports: take them.
   caf::reacts_to<dead_letter_reports_atom>,

@@ -38,18 +38,22 @@ kafka::record null_record(int32_t partition, int64_t offset) {
 }
 
 // A store whose answers to a batch's add_if_new wait until the test releases them, in any order
-// it likes.
+// it likes. `writes` gets the eventIds of each batch as it comes.
 using release_atom = caf::atom_constant<caf::atom("release")>;
 using held_store_actor = store_actor::extend<caf::reacts_to<release_atom, uint64_t, bool>>;
+using write_log = std::shared_ptr<std::vector<std::vector<std::string>>>;
 
 struct held_store_state {
   std::vector<std::pair<size_t, caf::typed_response_promise<std::vector<write_outcome>>>> pending;
 };
 
 held_store_actor::behavior_type
-held_store(held_store_actor::stateful_pointer<held_store_state> self) {
+held_store(held_store_actor::stateful_pointer<held_store_state> self, write_log writes) {
   return {
     [=](add_if_new_atom, const event_batch& batch, const origin_batch&, const origin_batch&) {
+      writes->emplace_back();
+      for (auto& e : *batch)
+        writes->back().push_back(e.event_id);
       self->state.pending.emplace_back(batch->size(),
                                        self->make_response_promise<std::vector<write_outcome>>());
       return self->state.pending.back().second;
@@ -94,6 +98,16 @@ struct consumer_fixture : actor_fixture {
   // The store actor on the fake back end, which keeps what it is given in memory.
   store_actor spawn_store() {
     return spawn(store, std::static_pointer_cast<store_backend>(backend), std::chrono::hours{0});
+  }
+  // A store that answers when the test says (release), and the eventIds of each write it got.
+  write_log held_writes = std::make_shared<std::vector<std::vector<std::string>>>();
+  held_store_actor spawn_held_store() { return spawn(held_store, held_writes); }
+
+  // What a rebalance's revocation asks of the consumer.
+  using offsets = std::vector<kafka::partition_offset>;
+  std::shared_ptr<answer<offsets>> revoke(const consumer_actor& c, offsets leaving,
+                                          caf::timespan wait = consumer_state::revoke_wait) {
+    return request<offsets>(c, revoke_atom::value, std::move(leaving), wait);
   }
   // The dead-letter producer, for consumers spawned with one.
   std::shared_ptr<fake_producer_client> dead_letters = std::make_shared<fake_producer_client>();
@@ -186,64 +200,62 @@ TEST_CASE_METHOD(consumer_fixture, "poison records are skipped and the partition
   CHECK(client->committed(topic, 0) == 15);
 }
 
-TEST_CASE_METHOD(consumer_fixture, "no offset is committed ahead of the store's answer") {
-  auto s = spawn(held_store);
+TEST_CASE_METHOD(consumer_fixture, "one write at the store at a time: what is read meanwhile goes in the next, and nothing is committed ahead of the store's answer") {
+  auto s = spawn_held_store();
   auto c = spawn_consumer(s);
   deliver(c, {make_record(0, 10, event_json("a"))});
   deliver(c, {make_record(0, 11, event_json("b"))});
-  deliver(c, {make_record(0, 12, "garbage"), make_record(0, 13, event_json("d"))});
+  deliver(c, {make_record(0, 12, "garbage"), make_record(1, 4, event_json("d"))});
   commit_due();
   CHECK(client->commits.empty()); // the skipped record at 12 is done, but 10 and 11 are not
+  CHECK(*held_writes == std::vector<std::vector<std::string>>{{id_of("a")}});
 
-  release(s, 1); // "b" answered before "a": nothing may be committed yet
+  release(s, 0); // 10 is done, 11 waits (12 behind it), and "b" and "d" go to the store together
+  CHECK(*held_writes
+        == std::vector<std::vector<std::string>>{{id_of("a")}, {id_of("b"), id_of("d")}});
   commit_due();
-  CHECK(client->committed(topic, 0) == -1);
+  CHECK(client->committed(topic, 0) == 11);
+  CHECK(client->committed(topic, 1) == -1);
 
-  release(s, 0); // 10 and 11 are done, 12 was skipped, 13 waits
+  release(s, 1, false); // a duplicate is an answer too
   commit_due();
   CHECK(client->committed(topic, 0) == 13);
-
-  release(s, 2, false); // a duplicate is an answer too
-  commit_due();
-  CHECK(client->committed(topic, 0) == 14);
+  CHECK(client->committed(topic, 1) == 5);
+  CHECK(held_writes->size() == 2);
 }
 
 TEST_CASE_METHOD(consumer_fixture, "on revocation the consumer waits for the store's answers in flight, then answers what is done") {
-  auto s = spawn(held_store);
+  auto s = spawn_held_store();
   auto c = spawn_consumer(s);
   deliver(c, {make_record(0, 0, event_json("a"))});
   deliver(c, {make_record(0, 1, event_json("b"))});
   deliver(c, {make_record(1, 5, event_json("c"))});
   deliver(c, {make_record(2, 7, event_json("d"))}); // a partition that stays
-  release(s, 0); // done, but the periodic commit has not come yet
 
-  using offsets = std::vector<kafka::partition_offset>;
-  auto done = request<offsets>(c, revoke_atom::value, offsets{{topic, 0, -1001}, {topic, 1, -1001}});
-  CHECK_FALSE(done->arrived); // "b" and "c" are still at the store: the next owner would read them again
+  auto done = revoke(c, {{topic, 0, -1001}, {topic, 1, -1001}});
+  CHECK_FALSE(done->arrived); // nothing is stored yet: the next owner would read it all again
+  release(s, 0); // "a" is done, but the periodic commit has not come yet
+  CHECK_FALSE(done->arrived); // "b" and "c" went to the store after it
   release(s, 1);
-  CHECK_FALSE(done->arrived);
-  release(s, 2);
   // Everything read from the leaving partitions is stored: all of it is committed as they go.
   REQUIRE(done->arrived);
   REQUIRE(done->value);
   CHECK(*done->value == offsets{{topic, 0, 2}, {topic, 1, 6}});
   // The partition that stays goes on as before, and nothing is committed twice.
-  release(s, 3);
   commit_due();
   REQUIRE(client->commits.size() == 1);
   CHECK(client->commits[0] == offsets{{topic, 2, 8}});
 }
 
 TEST_CASE_METHOD(consumer_fixture, "a revocation waits for the store a bounded while, then answers what is done and drops the rest") {
-  auto s = spawn(held_store);
+  auto s = spawn_held_store();
   auto c = spawn_consumer(s);
   deliver(c, {make_record(0, 0, event_json("a"))});
   deliver(c, {make_record(0, 1, event_json("b"))});
   deliver(c, {make_record(1, 5, event_json("c"))});
   release(s, 0);
 
-  using offsets = std::vector<kafka::partition_offset>;
-  auto done = request<offsets>(c, revoke_atom::value, offsets{{topic, 0, -1001}, {topic, 1, -1001}});
+  auto done = revoke(c, {{topic, 0, -1001}, {topic, 1, -1001}});
   advance(consumer_state::revoke_wait - std::chrono::milliseconds{1});
   CHECK_FALSE(done->arrived);
   advance(std::chrono::milliseconds{1});
@@ -259,20 +271,34 @@ TEST_CASE_METHOD(consumer_fixture, "a revocation waits for the store a bounded w
   // The store's late answers for revoked partitions commit nothing: the new owner reads them.
   auto commits = client->commits.size();
   release(s, 1);
-  release(s, 2);
   commit_due();
   CHECK(client->commits.size() == commits);
 
   // Assigned again, the partition starts over from what is redelivered.
   deliver(c, {make_record(0, 1, event_json("b"))});
-  release(s, 3);
+  release(s, 2);
   commit_due();
   CHECK(client->committed(topic, 0) == 2);
 }
 
+TEST_CASE_METHOD(consumer_fixture, "the revocation that closes the consumer waits as long as it is told, for every write") {
+  auto s = spawn_held_store();
+  auto c = spawn_consumer(s);
+  deliver(c, {make_record(0, 0, event_json("a"))});
+  deliver(c, {make_record(0, 1, event_json("b"))});
+  auto done = revoke(c, {{topic, 0, -1001}}, std::chrono::seconds{8});
+  advance(std::chrono::milliseconds{7000});
+  CHECK_FALSE(done->arrived); // past a rebalance's wait, on a starved machine
+  release(s, 0);
+  release(s, 1);
+  REQUIRE(done->arrived);
+  REQUIRE(done->value);
+  CHECK(*done->value == offsets{{topic, 0, 2}}); // all of it, so the next owner reads none again
+}
+
 TEST_CASE_METHOD(consumer_fixture, "a batch is answered once taken, before the store has answered") {
   // The polling thread waits for this answer before it reads on: it must not wait for the store.
-  auto s = spawn(held_store);
+  auto s = spawn_held_store();
   auto c = spawn_consumer(s);
   auto taken = request<ok_atom>(c, records_atom::value,
                                 std::vector<kafka::record>{make_record(0, 0, event_json("e1"))});
@@ -298,7 +324,7 @@ TEST_CASE_METHOD(consumer_fixture, "while the store's database is down the consu
   deliver(c, {make_record(1, 0, event_json("c"))});
   CHECK(backend->writes.size() == 1);
 
-  // Retries of the oldest batch alone: after 200 ms, then 400 ms, then 800 ms.
+  // Retries of the failed write alone: after 200 ms, then 400 ms, then 800 ms.
   for (auto wait : {200, 400, 800}) {
     auto attempts = backend->writes.size();
     advance(std::chrono::milliseconds{wait - 1});
@@ -307,7 +333,7 @@ TEST_CASE_METHOD(consumer_fixture, "while the store's database is down the consu
     REQUIRE(backend->writes.size() > attempts);
     CHECK(backend->writes[attempts] == std::vector<std::string>{id_of("a"), id_of("b")});
   }
-  // The third retry succeeded: the waiting batch followed at once, and consumption resumed, once.
+  // The third retry succeeded: what waited followed at once, and consumption resumed, once.
   CHECK(backend->writes.size() == 5);
   CHECK(backend->writes.back() == std::vector<std::string>{id_of("c")});
   CHECK_FALSE(client->paused);
@@ -544,8 +570,7 @@ TEST_CASE_METHOD(consumer_fixture, "a revocation waits for a dead letter in flig
   deliver(c, {make_record(0, 3, "garbage")});
   dead_letters->fail(0, "Local: Message timed out");
   run();
-  using offsets = std::vector<kafka::partition_offset>;
-  auto done = request<offsets>(c, revoke_atom::value, offsets{{topic, 0, -1001}});
+  auto done = revoke(c, {{topic, 0, -1001}});
   CHECK_FALSE(done->arrived); // the dead letter is not written yet: the revocation waits
   advance(std::chrono::milliseconds{500});
   REQUIRE(dead_letters->produced.size() == 2); // retried meanwhile, as before the revocation
@@ -560,8 +585,7 @@ TEST_CASE_METHOD(consumer_fixture, "a revoked partition's dead letters are left 
   auto s = spawn_store();
   auto c = spawn_dead_lettering_consumer(s);
   deliver(c, {make_record(0, 3, "garbage")});
-  using offsets = std::vector<kafka::partition_offset>;
-  auto done = request<offsets>(c, revoke_atom::value, offsets{{topic, 0, -1001}});
+  auto done = revoke(c, {{topic, 0, -1001}});
   advance(consumer_state::revoke_wait - std::chrono::milliseconds{1});
   CHECK_FALSE(done->arrived);
   advance(std::chrono::milliseconds{1});

@@ -583,8 +583,12 @@ void fail_over(scale_out& group, int signal, size_t victim) {
   // starts from the read position stored with its events, so none is processed twice: not after
   // a SIGTERM, nor after the rebalances around it, whether or not the broker took the commits.
   // Only two things may read again from before that position: a killed instance (its move found
-  // no commit of the group yet, or it died mid-write), and a revocation that outlasted its wait
-  // for the store (a starved machine), which the instance warns of, naming the partitions.
+  // no commit of the group yet, or it died mid-write), and a rebalance's revocation that outlasted
+  // its wait for the store (a store stalled for seconds), which the instance warns of, naming the
+  // partitions. A stopping instance waits for its store until its shutdown's deadline: its
+  // partitions go with everything it read stored, even on a starved machine.
+  if (signal == SIGTERM)
+    CHECK(count_since(ended, ended_mark, "Partitions revoked before the store answered") == 0);
   std::vector<std::pair<const service_process*, size_t>> this_run{{&ended, ended_mark}};
   for (size_t i = 0; i < services.size(); ++i)
     this_run.push_back({services[i].get(), marks[i]});

@@ -338,3 +338,44 @@ TEST_CASE("with PostgreSQL, events stored longer ago than STORE_RETENTION_DAYS a
   for (auto& e : events)
     CHECK((e["userId"] != "user-1" && e["userId"] != "user-2"));
 }
+
+TEST_CASE("a topic made again, its offsets from 0 and the group without commits, skips nothing: the read positions stored for the old topic are forgotten") {
+  postgres_server db;
+  std::map<std::string, std::string> env{{"STORE_URL", db.url()}};
+  {
+    // The events of a first topic, stored with their partitions' read positions (near 100
+    // each); then the broker goes, and everything it held with it.
+    external_broker old_topic;
+    auto service = old_topic.start(env);
+    produce(old_topic.broker.address(), 0, 300);
+    REQUIRE(wait_stored(db, 300) == 300);
+    CHECK(service.stop() == 0);
+  }
+  // The topic made again, as a restarted embedded broker makes it: half as many events, so each
+  // partition's old position lies past everything it now holds.
+  external_broker kafka;
+  {
+    auto service = kafka.start(env);
+    produce(kafka.broker.address(), 300, 150);
+    CHECK(wait_stored(db, 450) == 450);
+    CHECK(service.count_lines("storedUpTo=") == 0); // no commit yet: read from the beginning
+    CHECK(service.stop() == 0);
+  }
+  // Started again on the new topic, each partition resumes at its commit: had the old positions
+  // lived on past it, it would resume there instead and skip the new events before them.
+  auto service = kafka.start(env);
+  produce(kafka.broker.address(), 450, 150);
+  CHECK(wait_stored(db, 600, 30s) == 600);
+  std::set<std::string> missing;
+  for (int i = 0; i < 600; ++i)
+    missing.insert(uuid(i));
+  for (auto& e : service.processed())
+    missing.erase(e["eventId"].get<std::string>());
+  CHECK(missing.empty());
+  CHECK(service.count_lines("Duplicate event ignored") == 0);
+  // The positions are the new topic's: each partition's is past the last event read from it.
+  CHECK(db.number("SELECT count(*) FROM read_positions") == 3);
+  CHECK(db.number("SELECT count(*) FROM read_positions r WHERE next_offset <> (SELECT "
+                  "max(kafka_offset) + 1 FROM events e WHERE e.kafka_partition = r.kafka_partition"
+                  " AND e.event_id >= '" + uuid(300) + "')") == 0);
+}

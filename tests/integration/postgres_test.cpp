@@ -3,7 +3,6 @@
 // service starts when the database is not there.
 #include <catch2/catch.hpp>
 
-#include <fstream>
 #include <sstream>
 #include <map>
 #include <optional>
@@ -24,27 +23,14 @@ using json = nlohmann::json;
 
 namespace {
 
+const std::string id_prefix = "20000000";
+
 std::string uuid(int n) {
-  return numbered_uuid("20000000", n);
+  return numbered_uuid(id_prefix, n);
 }
 
-// Produces `count` events (eventIds uuid(first)...) with kcat, keyed by 50 users so that they
-// spread over the partitions as users' events do.
 void produce(const std::string& broker, int first, int count) {
-  char tmpl[] = "/tmp/uas-events-XXXXXX";
-  int fd = mkstemp(tmpl);
-  close(fd);
-  {
-    std::ofstream out{tmpl};
-    for (int i = first; i < first + count; ++i) {
-      auto user = "user-" + std::to_string(i % 50);
-      out << user << '\t' << event_text(uuid(i), user, i % 3 ? "LOGIN" : "PRODUCT_VIEW") << '\n';
-    }
-  }
-  auto r = run_command("kcat -P -b " + broker + " -t " + external_broker::topic + " -K '\t' -l "
-                       + tmpl);
-  unlink(tmpl);
-  REQUIRE(r.status == 0);
+  REQUIRE(produce_events(broker, id_prefix, first, count));
 }
 
 // Waits until the table holds `count` events; the count it last saw.

@@ -2,12 +2,9 @@
 // both of the store's back ends.
 #include <catch2/catch.hpp>
 
-#include <fstream>
 #include <optional>
 #include <regex>
 #include <set>
-
-#include <unistd.h>
 
 #include "postgres_server.hpp"
 #include "service_process.hpp"
@@ -17,24 +14,14 @@ using json = nlohmann::json;
 
 namespace {
 
+const std::string id_prefix = "30000000";
+
 std::string uuid(int n) {
-  return numbered_uuid("30000000", n);
+  return numbered_uuid(id_prefix, n);
 }
 
-// Produces events uuid(0)... with kcat: users user-0..user-49, every third a PRODUCT_VIEW.
 void produce(const std::string& broker, int count) {
-  char tmpl[] = "/tmp/uas-events-XXXXXX";
-  close(mkstemp(tmpl));
-  {
-    std::ofstream out{tmpl};
-    for (int i = 0; i < count; ++i) {
-      auto user = "user-" + std::to_string(i % 50);
-      out << user << '\t' << event_text(uuid(i), user, i % 3 ? "LOGIN" : "PRODUCT_VIEW") << '\n';
-    }
-  }
-  auto r = run_command("kcat -P -b " + broker + " -t " + external_broker::topic + " -K '\t' -l " + tmpl);
-  unlink(tmpl);
-  REQUIRE(r.status == 0);
+  REQUIRE(produce_events(broker, id_prefix, 0, count));
 }
 
 // The target of a Link header's rel="next", if it has one.

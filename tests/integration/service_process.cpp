@@ -3,6 +3,7 @@
 #include <array>
 #include <csignal>
 #include <cstdio>
+#include <fstream>
 #include <stdexcept>
 
 #include <fcntl.h>
@@ -261,6 +262,23 @@ std::string event_text(const std::string& id, const std::string& user, const std
                         {"timestamp", "2026-11-24T01:52:00.047Z"},
                         {"payload", nlohmann::json::object()}}
     .dump();
+}
+
+bool produce_events(const std::string& broker, const std::string& id_prefix, int first, int count) {
+  char file[] = "/tmp/uas-events-XXXXXX";
+  close(mkstemp(file));
+  {
+    std::ofstream out{file};
+    for (int i = first; i < first + count; ++i) {
+      auto user = "user-" + std::to_string(i % 50);
+      out << user << '\t'
+          << event_text(numbered_uuid(id_prefix, i), user, i % 3 ? "LOGIN" : "PRODUCT_VIEW") << '\n';
+    }
+  }
+  auto r = run_command("kcat -P -b " + broker + " -t " + external_broker::topic + " -K '\t' -l "
+                       + file);
+  unlink(file);
+  return r.status == 0;
 }
 
 } // namespace uas::testing

@@ -131,4 +131,10 @@ std::string numbered_uuid(const std::string& prefix, long long n);
 // The event's JSON text as the service puts it on the topic.
 std::string event_text(const std::string& id, const std::string& user, const std::string& type);
 
+// Puts `count` events on the topic with kcat, as another producer would: eventIds
+// numbered_uuid(id_prefix, first)..., keyed by 50 users (user-0..user-49) so that they spread over
+// the partitions as users' events do, every third a PRODUCT_VIEW, the others LOGIN. Whether kcat
+// succeeded.
+bool produce_events(const std::string& broker, const std::string& id_prefix, int first, int count);
+
 } // namespace uas::testing

@@ -14,23 +14,26 @@ cpu_ticks() { # pid -> its user and system time so far, in clock ticks (all its 
   awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
 }
 idle_ticks() { awk '$1 == "cpu" { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
-# wrk_post, and what each POST cost in CPU: the service's and the broker's microseconds per
-# request (service_us, broker_us), and the machine's idle share meanwhile (idle_pct). Throughput
+# wrk_post, and what each POST cost in CPU: the service's, the broker's and wrk's own
+# microseconds per request (service_us, broker_us, wrk_us), and the machine's idle share
+# meanwhile (idle_pct). wrk shares the 2 cores, so its cost is part of what bounds the rate. Throughput
 # on this 2-core machine follows the CPU per POST when idle_pct is near 0, and the POST's
 # latency (waits: batching, round trips) when it is not; CPU per POST is also the figure that
 # other load on the machine moves least.
 wrk_post_costed() { # port
-  local s0 b0 s1 b1 idle0 total0 idle1 total1 requests hz
+  local s0 b0 s1 b1 idle0 total0 idle1 total1 requests hz wrk_s TIMEFORMAT='%3U %3S'
   hz=$(getconf CLK_TCK)
   s0=$(cpu_ticks "$pid"); b0=$(cpu_ticks "$broker_pid"); read -r idle0 total0 < <(idle_ticks)
-  wrk -t2 -c32 -d10s --latency -s bench/post.lua "http://127.0.0.1:$1/events/generate" \
-    | grep -E '^(rps|p50_ms|p99_ms|not_201|requests) ' >"$work/wrk-costed.txt"
+  { time wrk -t2 -c32 -d10s --latency -s bench/post.lua "http://127.0.0.1:$1/events/generate" \
+      | grep -E '^(rps|p50_ms|p99_ms|not_201|requests) ' >"$work/wrk-costed.txt"; } 2>"$work/wrk-time.txt"
   s1=$(cpu_ticks "$pid"); b1=$(cpu_ticks "$broker_pid"); read -r idle1 total1 < <(idle_ticks)
   cat "$work/wrk-costed.txt"
   requests=$(field requests "$work/wrk-costed.txt")
-  awk -v s="$((s1 - s0))" -v b="$((b1 - b0))" -v n="$requests" -v hz="$hz" \
+  wrk_s=$(awk '{ print $1 + $2 }' "$work/wrk-time.txt")
+  awk -v s="$((s1 - s0))" -v b="$((b1 - b0))" -v w="$wrk_s" -v n="$requests" -v hz="$hz" \
       -v i="$((idle1 - idle0))" -v t="$((total1 - total0))" 'BEGIN {
-    printf "service_us %.0f\nbroker_us %.0f\nidle_pct %.0f\n", s / hz * 1e6 / n, b / hz * 1e6 / n, 100 * i / t }'
+    printf "service_us %.0f\nbroker_us %.0f\nwrk_us %.0f\nidle_pct %.0f\n",
+      s / hz * 1e6 / n, b / hz * 1e6 / n, w * 1e6 / n, 100 * i / t }'
 }
 field() { awk -v k="$1" '$1 == k { print $2 }' "$2"; }
 
@@ -63,9 +66,10 @@ for round in 1 2; do
     | grep -E '^(batches_|events_per_s|p99_ms)' >"$work/batch-$round.txt"
   echo "round $round: POST $(field rps "$work/many-$round.txt")/s p99 $(field p99_ms "$work/many-$round.txt") ms" \
     "(not 201: $(field not_201 "$work/many-$round.txt"); CPU per POST: service $(field service_us "$work/many-$round.txt") us," \
-    "broker $(field broker_us "$work/many-$round.txt") us; machine idle $(field idle_pct "$work/many-$round.txt") %);" \
+    "broker $(field broker_us "$work/many-$round.txt") us, wrk $(field wrk_us "$work/many-$round.txt") us; machine idle $(field idle_pct "$work/many-$round.txt") %);" \
     "one key $(field rps "$work/single-$round.txt")/s p99 $(field p99_ms "$work/single-$round.txt") ms" \
     "(service $(field service_us "$work/single-$round.txt") us, broker $(field broker_us "$work/single-$round.txt") us," \
+    "wrk $(field wrk_us "$work/single-$round.txt") us," \
     "idle $(field idle_pct "$work/single-$round.txt") %); batch $(field events_per_s "$work/batch-$round.txt") events/s" \
     "(503: $(field batches_503 "$work/batch-$round.txt"), other: $(field batches_other "$work/batch-$round.txt"))"
   stop_service

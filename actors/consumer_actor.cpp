@@ -94,6 +94,43 @@ std::vector<kafka::partition_offset> let_go(consumer_state& st,
   return done;
 }
 
+// The leaving partitions' events gathered for the next write stay unwritten: their next owner
+// reads them from where the positions stored with this consumer's writes end, so a revocation
+// waits for the one write at the store and no more. In each such partition what was read from
+// the first of them on is left too, so that nothing done later moves the position past them.
+void leave_unwritten(consumer_state& st, const std::vector<kafka::partition_offset>& leaving) {
+  auto is_leaving = [&](const kafka::partition_offset& at) {
+    return std::any_of(leaving.begin(), leaving.end(), [&](const kafka::partition_offset& p) {
+      return p.topic == at.topic && p.partition == at.partition;
+    });
+  };
+  auto& next = st.next;
+  if (std::none_of(next.origins.begin(), next.origins.end(), is_leaving))
+    return;
+  std::map<consumer_state::partition_key, int64_t> first_left;
+  consumer_state::gathered kept;
+  for (size_t i = 0; i < next.events.size(); ++i) {
+    auto& at = next.origins[i];
+    if (!is_leaving(at)) {
+      kept.events.push_back(std::move(next.events[i]));
+      kept.origins.push_back(std::move(at));
+      kept.records.push_back(std::move(next.records[i]));
+      continue;
+    }
+    auto first = first_left.emplace(consumer_state::partition_key{at.topic, at.partition}, at.offset);
+    first.first->second = std::min(first.first->second, at.offset);
+  }
+  next = std::move(kept);
+  for (auto& [key, offset] : first_left) {
+    auto it = st.partitions.find(key);
+    if (it == st.partitions.end())
+      continue;
+    auto& pending = it->second.pending;
+    while (!pending.empty() && pending.back().first >= offset)
+      pending.pop_back();
+  }
+}
+
 // Answers the revocations whose records in flight the store has now answered.
 void answer_settled_revocations(consumer_state& st) {
   auto ready = [&](pending_revocation& r) {
@@ -341,6 +378,10 @@ void hold(self_pointer self, consumer_state::write w, const caf::error& err) {
               {{"error", self->system().render(err)}, {"retryInMs", int64_t{st.backoff.count()}}});
     st.client->pause();
   }
+  // Consumption is paused: the polling thread may read on (the little still fetched) and serve
+  // the group meanwhile.
+  if (st.reader.pending())
+    st.reader.deliver(ok_atom::value);
   self->delayed_send(self, st.backoff, retry_atom::value);
 }
 
@@ -389,6 +430,8 @@ void write_gathered(self_pointer self) {
   auto& st = self->state;
   if (st.writing || st.next.events.empty())
     return;
+  if (st.reader.pending())
+    st.reader.deliver(ok_atom::value); // the polling thread reads on
   auto next = std::exchange(st.next, {});
   auto resume = resume_after(st, next.origins);
   // The store's request and its handlers share the events, positions and records, none copies
@@ -433,9 +476,13 @@ consumer(self_pointer self, store_actor store, std::shared_ptr<kafka::consumer_c
     });
   }
   return {
-    [=](records_atom, std::vector<kafka::record>& batch) {
+    [=](records_atom, std::vector<kafka::record>& batch) -> caf::result<ok_atom> {
       process(self, batch);
-      return ok_atom::value;
+      auto& st = self->state;
+      if (!st.writing || st.store_down || st.next.events.size() < consumer_state::max_gathered)
+        return ok_atom::value;
+      st.reader = self->make_response_promise<ok_atom>();
+      return st.reader;
     },
     [=](commit_atom) {
       auto& st = self->state;
@@ -461,6 +508,7 @@ consumer(self_pointer self, store_actor store, std::shared_ptr<kafka::consumer_c
     [=](revoke_atom, std::vector<kafka::partition_offset>& leaving, caf::timespan wait)
       -> caf::result<std::vector<kafka::partition_offset>> {
       auto& st = self->state;
+      leave_unwritten(st, leaving);
       if (settled(st, leaving))
         return let_go(st, leaving);
       auto id = st.next_revocation++;

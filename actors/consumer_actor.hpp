@@ -108,11 +108,16 @@ struct consumer_state {
   std::vector<pending_revocation> revocations;
   uint64_t next_revocation = 0;
   // One write at the store at a time, and what is read meanwhile gathers into the next: however
-  // slow the store gets, a revocation waits for two writes at most. (With a write sent per poll,
-  // a starved store fell seconds behind, past a revocation's wait, and the next owner read the
-  // backlog again.) Bigger writes when the store is slow also cost it less per event.
+  // slow the store gets, a revocation waits for that one write (the leaving partitions' gathered
+  // events are left to their next owner). With a write sent per poll, a starved store fell
+  // seconds behind, past a revocation's wait, and the next owner read the backlog again. Bigger
+  // writes when the store is slow also cost it less per event.
   bool writing = false;
   gathered next;
+  // The polling thread's batch, answered once the gathered events have gone to the store, while
+  // a write's worth of them waits: the backlog of a store slower than the topic stays in Kafka,
+  // rather than in one ever larger next write that a revocation would have to wait for.
+  caf::typed_response_promise<ok_atom> reader;
   // While the store cannot reach its database: consumption is paused, and the write it could
   // not take waits here for the next retry (what is read meanwhile gathers behind it).
   bool store_down = false;
@@ -133,6 +138,9 @@ struct consumer_state {
   // revokes. The revocation that closes the consumer waits up to the shutdown's deadline instead
   // (consumer_bridge::close_by).
   static constexpr std::chrono::milliseconds revoke_wait{3000};
+  // At most this many events gather for the next write before the polling thread waits for the
+  // store to take them: as many as one poll hands over.
+  static constexpr size_t max_gathered = 1000;
   // The store is tried again after this, doubled on each failure up to the most.
   static constexpr std::chrono::milliseconds first_backoff{200};
   static constexpr std::chrono::milliseconds max_backoff{5000};

@@ -116,8 +116,9 @@ using producer_actor_impl = producer_actor::extend<
 // Turns records from the topic into stored events, sends what it cannot store to the dead-letter
 // topic, and commits what is done.
 using consumer_actor = caf::typed_actor<
-  // A batch polled from the topic; answered once its events are on their way to the store, so
-  // the polling thread never reads more than a batch ahead of the actor.
+  // A batch polled from the topic; answered once taken, so the polling thread never reads more
+  // than a batch ahead of the actor; or, while a write's worth of events waits for the store,
+  // once those have gone to it, so that it never reads far ahead of the store either.
   caf::replies_to<records_atom, std::vector<kafka::record>>::with<ok_atom>,
   // These partitions are leaving: answers the positions done in them, to commit before they go,
   // once the store has answered for what they have in flight, or once the wait given is over.

@@ -224,7 +224,7 @@ TEST_CASE_METHOD(consumer_fixture, "one write at the store at a time: what is re
   CHECK(held_writes->size() == 2);
 }
 
-TEST_CASE_METHOD(consumer_fixture, "on revocation the consumer waits for the store's answers in flight, then answers what is done") {
+TEST_CASE_METHOD(consumer_fixture, "on revocation the consumer waits for the write at the store, then answers what is done, and leaves what it had not written to the next owner") {
   auto s = spawn_held_store();
   auto c = spawn_consumer(s);
   deliver(c, {make_record(0, 0, event_json("a"))});
@@ -233,15 +233,16 @@ TEST_CASE_METHOD(consumer_fixture, "on revocation the consumer waits for the sto
   deliver(c, {make_record(2, 7, event_json("d"))}); // a partition that stays
 
   auto done = revoke(c, {{topic, 0, -1001}, {topic, 1, -1001}});
-  CHECK_FALSE(done->arrived); // nothing is stored yet: the next owner would read it all again
+  CHECK_FALSE(done->arrived); // "a" is at the store: its next owner would read it again
   release(s, 0); // "a" is done, but the periodic commit has not come yet
-  CHECK_FALSE(done->arrived); // "b" and "c" went to the store after it
-  release(s, 1);
-  // Everything read from the leaving partitions is stored: all of it is committed as they go.
+  // What is stored is committed as the partitions go. "b" and "c" never went to the store:
+  // their next owner reads them, once.
   REQUIRE(done->arrived);
   REQUIRE(done->value);
-  CHECK(*done->value == offsets{{topic, 0, 2}, {topic, 1, 6}});
+  CHECK(*done->value == offsets{{topic, 0, 1}});
+  CHECK(*held_writes == std::vector<std::vector<std::string>>{{id_of("a")}, {id_of("d")}});
   // The partition that stays goes on as before, and nothing is committed twice.
+  release(s, 1);
   commit_due();
   REQUIRE(client->commits.size() == 1);
   CHECK(client->commits[0] == offsets{{topic, 2, 8}});
@@ -281,16 +282,14 @@ TEST_CASE_METHOD(consumer_fixture, "a revocation waits for the store a bounded w
   CHECK(client->committed(topic, 0) == 2);
 }
 
-TEST_CASE_METHOD(consumer_fixture, "the revocation that closes the consumer waits as long as it is told, for every write") {
+TEST_CASE_METHOD(consumer_fixture, "the revocation that closes the consumer waits as long as it is told for the write at the store") {
   auto s = spawn_held_store();
   auto c = spawn_consumer(s);
-  deliver(c, {make_record(0, 0, event_json("a"))});
-  deliver(c, {make_record(0, 1, event_json("b"))});
+  deliver(c, {make_record(0, 0, event_json("a")), make_record(0, 1, event_json("b"))});
   auto done = revoke(c, {{topic, 0, -1001}}, std::chrono::seconds{8});
   advance(std::chrono::milliseconds{7000});
   CHECK_FALSE(done->arrived); // past a rebalance's wait, on a starved machine
   release(s, 0);
-  release(s, 1);
   REQUIRE(done->arrived);
   REQUIRE(done->value);
   CHECK(*done->value == offsets{{topic, 0, 2}}); // all of it, so the next owner reads none again
@@ -307,6 +306,30 @@ TEST_CASE_METHOD(consumer_fixture, "a batch is answered once taken, before the s
   release(s, 0);
   commit_due();
   CHECK(client->committed(topic, 0) == 1);
+}
+
+TEST_CASE_METHOD(consumer_fixture, "the polling thread waits to read on while a write's worth of events waits for the store") {
+  auto s = spawn_held_store();
+  auto c = spawn_consumer(s);
+  auto batch_from = [](int64_t first, size_t count) {
+    std::vector<kafka::record> batch;
+    for (size_t i = 0; i < count; ++i) {
+      auto offset = first + static_cast<int64_t>(i);
+      batch.push_back(make_record(0, offset, event_json("n" + std::to_string(offset))));
+    }
+    return batch;
+  };
+  auto first = request<ok_atom>(c, records_atom::value, batch_from(0, 10));
+  CHECK(first->arrived); // the store has nothing yet: it takes these at once
+  auto below = request<ok_atom>(c, records_atom::value,
+                                batch_from(10, consumer_state::max_gathered - 1));
+  CHECK(below->arrived);
+  auto full = request<ok_atom>(c, records_atom::value, batch_from(1009, 1));
+  CHECK_FALSE(full->arrived); // a write's worth gathered behind the one at the store
+  release(s, 0);
+  REQUIRE(full->arrived); // they went to the store: read on
+  CHECK(held_writes->size() == 2);
+  CHECK(held_writes->at(1).size() == consumer_state::max_gathered);
 }
 
 TEST_CASE_METHOD(consumer_fixture, "while the store's database is down the consumer pauses and retries with a doubling backoff") {

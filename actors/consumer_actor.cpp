@@ -305,6 +305,8 @@ std::optional<event> accept(self_pointer self, const kafka::record& r) {
 void report(const event& e, write_status status, const position& at) {
   bool added = status == write_status::added;
   (added ? metrics::global().events_processed : metrics::global().events_duplicate).inc();
+  if (!log::enabled(log::level::info))
+    return; // one line per event: its fields cost more than storing it in memory does
   auto trace_id = trace_id_of(e.traceparent); // outlives the fields, which only view it
   auto where = where_fields(at, trace_id);
   log::field_list fs;

@@ -36,6 +36,7 @@ function done(summary, latency, requests)
     c = c + t:get("created"); u = u + t:get("unavailable"); o = o + t:get("other")
   end
   io.write(string.format("batches_201 %d\nbatches_503 %d\nbatches_other %d\n", c, u, o))
+  io.write(string.format("events_201 %d\n", c * per_batch))
   io.write(string.format("events_per_s %.0f\n", c * per_batch / (summary.duration / 1e6)))
   io.write(string.format("p99_ms %.3f\n", latency:percentile(99) / 1000))
 end

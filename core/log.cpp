@@ -105,7 +105,7 @@ void render_into(std::string& out, log_format format, std::string_view msg, cons
 
 template <class Fields>
 void write_line(level lvl, std::string_view msg, const Fields& fs, std::string_view tail) {
-  if (lvl < threshold.load(std::memory_order_relaxed))
+  if (!enabled(lvl))
     return;
   std::string line;
   line.reserve(160);
@@ -132,6 +132,8 @@ void init(const std::string& level_name_, log_format format) {
   threshold = parse_level(level_name_);
   current_format = format;
 }
+
+bool enabled(level lvl) { return lvl >= threshold.load(std::memory_order_relaxed); }
 
 void write(level lvl, std::string_view msg, fields fs, std::string_view tail) {
   write_line(lvl, msg, fs, tail);

@@ -37,6 +37,9 @@ void init(const std::string& level_name, log_format format);
 void write(level lvl, std::string_view msg, fields fs = {}, std::string_view tail = {});
 void write(level lvl, std::string_view msg, const field_list& fs, std::string_view tail = {});
 
+// Whether a line at `lvl` is written: for lines whose fields cost something to gather.
+bool enabled(level lvl);
+
 inline void debug(std::string_view msg, fields fs = {}) { write(level::debug, msg, fs); }
 inline void info(std::string_view msg, fields fs = {}) { write(level::info, msg, fs); }
 inline void warn(std::string_view msg, fields fs = {}) { write(level::warn, msg, fs); }

@@ -430,10 +430,12 @@ std::vector<position> resume_after(const consumer_state& st, const std::vector<p
 // Their records go along, for a dead letter should the store refuse one.
 void write_gathered(self_pointer self) {
   auto& st = self->state;
-  if (st.writing || st.next.events.empty())
+  if (st.writing)
     return;
   if (st.reader.pending())
-    st.reader.deliver(ok_atom::value); // the polling thread reads on
+    st.reader.deliver(ok_atom::value); // the polling thread reads on, whatever is gathered
+  if (st.next.events.empty())
+    return;
   auto next = std::exchange(st.next, {});
   auto resume = resume_after(st, next.origins);
   // The store's request and its handlers share the events, positions and records, none copies

@@ -323,6 +323,19 @@ int run(const config& cfg, std::shared_ptr<const key_ring> keys) {
                        caf::actor_cast<caf::actor>(producer_handle),
                        caf::actor_cast<caf::actor>(store_handle)})
     caf::anon_send_exit(handle, caf::exit_reason::user_shutdown);
+  // Nothing waits for the store now: the consumer's closing revocation stopped waiting for its
+  // write at the deadline. A database call still running would hold the store's thread, and so
+  // the exit, as long as the database takes (a locked table: for ever). Cancelled, a write rolls
+  // back whole, neither its events nor their positions stored, and the next owner of their
+  // partitions reads them again; one that committed just before is stored with its positions,
+  // and the next owner starts after it. Sent after the actors' exits: the consumer ends without
+  // taking the cancelled write for an outage.
+  if (auto events = backend->cancel(); events && *events > 0)
+    log::warn("Database write cancelled at the shutdown deadline: the next owner reads its "
+              "events again",
+              {{"events", static_cast<int64_t>(*events)}});
+  else if (events)
+    log::warn("Database call cancelled: the shutdown does not wait for it");
   sys.await_all_actors_done();
   log::info("Actors stopped");
   auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -127,6 +128,13 @@ public:
   // Tries the database now, connecting again if the connection was lost, so that up() tells
   // the truth while no request comes (an idle service's readiness).
   virtual void probe() {}
+
+  // From another thread, once nothing waits for the store any more (the shutdown): cancels the
+  // call running now, which then fails whole (a write stores nothing, its read positions stay),
+  // and fails every later call at once, so that no database call holds up the exit. The events
+  // the cancelled call was writing (0: a call that writes none); nothing when no call was
+  // cancelled.
+  virtual std::optional<uint64_t> cancel() { return std::nullopt; }
 };
 
 } // namespace uas

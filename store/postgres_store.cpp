@@ -121,15 +121,24 @@ store::store(std::string url, std::chrono::milliseconds timeout, std::string con
 }
 
 store::~store() {
+  disconnect();
+}
+
+void store::disconnect() {
+  {
+    std::lock_guard<std::mutex> lock{cancel_mutex_};
+    PQfreeCancel(canceller_); // libpq takes null
+    canceller_ = nullptr;
+  }
   if (conn_)
     PQfinish(conn_);
+  conn_ = nullptr;
 }
 
 bool store::connected(std::string& why) {
   if (conn_ && PQstatus(conn_) == CONNECTION_OK)
     return true;
-  if (conn_)
-    PQfinish(conn_);
+  disconnect();
   // libpq counts whole seconds, and takes 1 as 2.
   auto seconds = std::to_string(std::max<long long>(2, (timeout_.count() + 999) / 1000));
   auto user_timeout = std::to_string(timeout_.count());
@@ -143,8 +152,7 @@ bool store::connected(std::string& why) {
   conn_ = PQconnectdbParams(keys, values, 1);
   if (PQstatus(conn_) != CONNECTION_OK) {
     why = "cannot connect to " + url_hosts(url_) + ": " + first_line(PQerrorMessage(conn_));
-    PQfinish(conn_); // a connection that failed still holds libpq's memory
-    conn_ = nullptr;
+    disconnect(); // a connection that failed still holds libpq's memory
     up_ = false;
     return false;
   }
@@ -152,10 +160,13 @@ bool store::connected(std::string& why) {
     migrate();
   } catch (const std::exception& e) {
     why = std::string{"cannot bring the schema up to date: "} + e.what();
-    PQfinish(conn_);
-    conn_ = nullptr;
+    disconnect();
     up_ = false;
     return false;
+  }
+  {
+    std::lock_guard<std::mutex> lock{cancel_mutex_};
+    canceller_ = PQgetCancel(conn_);
   }
   up_ = true;
   return true;
@@ -203,7 +214,18 @@ void store::migrate() {
   exec("SELECT pg_advisory_unlock(" + lock + ")");
 }
 
-caf::expected<store::result> store::run(const char* sql, const std::vector<std::string>& params) {
+caf::expected<store::result> store::run(const char* sql, const std::vector<std::string>& params,
+                                        uint64_t writes) {
+  auto stopping = [] {
+    return make_error(store_error::unavailable, "cancelled: the service is stopping");
+  };
+  auto cancelled = [this] {
+    std::lock_guard<std::mutex> lock{cancel_mutex_};
+    return cancelled_;
+  };
+  // Before connecting too: a stopping service waits for no connection either.
+  if (cancelled())
+    return stopping();
   std::string why;
   if (!connected(why))
     return make_error(store_error::unavailable, why);
@@ -211,19 +233,47 @@ caf::expected<store::result> store::run(const char* sql, const std::vector<std::
   values.reserve(params.size());
   for (auto& p : params)
     values.push_back(p.c_str());
+  {
+    std::lock_guard<std::mutex> lock{cancel_mutex_};
+    if (cancelled_)
+      return stopping();
+    running_ = writes;
+  }
   result r{PQexecParams(conn_, sql, static_cast<int>(values.size()), nullptr, values.data(),
                         nullptr, nullptr, 0)};
+  {
+    std::lock_guard<std::mutex> lock{cancel_mutex_};
+    running_.reset();
+  }
   auto status = PQresultStatus(r.get());
   if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
     up_ = true; // the server answers again after a failure the connection outlived (a deadlock)
     return r;
   }
+  if (cancelled())
+    return stopping(); // not the database's failure: it stays up as far as anyone asks
   auto message = first_line(r ? PQresultErrorMessage(r.get()) : PQerrorMessage(conn_));
   if (transient(conn_, r.get())) {
     up_ = false;
     return make_error(store_error::unavailable, message);
   }
   return make_error(store_error::failed, message);
+}
+
+std::optional<uint64_t> store::cancel() {
+  std::lock_guard<std::mutex> lock{cancel_mutex_};
+  cancelled_ = true;
+  if (!running_ || !canceller_)
+    return std::nullopt;
+  // A request over a connection of its own: the server ends the statement with an error, which
+  // rolls it back, or ignores the request if the statement has finished. The store's thread
+  // takes this lock before it reads the outcome, so it finds cancelled_ set.
+  char error[256];
+  if (!PQcancel(canceller_, error, sizeof error)) {
+    log::warn("Cancelling the database call failed", {{"error", first_line(error)}});
+    return std::nullopt;
+  }
+  return running_;
 }
 
 void store::probe() {
@@ -255,7 +305,7 @@ caf::expected<store::result> store::insert(const std::vector<event>& batch,
   for (auto& c : columns)
     c += '}';
   columns.push_back(group_);
-  return run(insert_sql, columns);
+  return run(insert_sql, columns, which.size());
 }
 
 caf::expected<std::vector<write_outcome>>

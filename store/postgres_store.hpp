@@ -6,10 +6,13 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 
 #include "core/store_backend.hpp"
 
+struct pg_cancel;
 struct pg_conn;
 struct pg_result;
 
@@ -39,6 +42,8 @@ public:
   bool up() const override { return up_.load(); }
   bool remote() const override { return true; }
   void probe() override;
+  // With libpq's cancel request (PQcancel), the one call libpq allows from another thread.
+  std::optional<uint64_t> cancel() override;
 
 private:
   struct result_deleter {
@@ -49,8 +54,12 @@ private:
   // A connection with an up-to-date schema, made again if it was lost; false if there is none.
   bool connected(std::string& why);
   void migrate();
-  // Runs `sql` with text parameters; the rows, or why not (store_error unavailable or failed).
-  caf::expected<result> run(const char* sql, const std::vector<std::string>& params);
+  // Closes the connection, if there is one.
+  void disconnect();
+  // Runs `sql` with text parameters, a statement storing `writes` events; the rows, or why not
+  // (store_error unavailable or failed).
+  caf::expected<result> run(const char* sql, const std::vector<std::string>& params,
+                            uint64_t writes = 0);
   // One INSERT for the events at `which`, with the read positions `resume`; the eventIds it
   // stored.
   caf::expected<result> insert(const std::vector<event>& batch,
@@ -65,6 +74,12 @@ private:
   std::string group_;
   pg_conn* conn_ = nullptr;
   std::atomic<bool> up_{false};
+  // Shared with cancel()'s thread, under cancel_mutex_: how to cancel conn_'s query, the call
+  // running on it (the events it writes), and whether cancel() has been called.
+  std::mutex cancel_mutex_;
+  pg_cancel* canceller_ = nullptr;
+  std::optional<uint64_t> running_;
+  bool cancelled_ = false;
 };
 
 } // namespace uas::postgres

@@ -1,6 +1,6 @@
 // The store on a real PostgreSQL server the test starts itself: what a restart keeps, what a
-// crash of the service or of the database loses (nothing) or doubles (nothing), and how the
-// service starts when the database is not there.
+// crash of the service or of the database loses (nothing) or doubles (nothing), how a shutdown
+// ends a write the database holds up, and how the service starts when the database is not there.
 #include <catch2/catch.hpp>
 
 #include <sstream>
@@ -14,6 +14,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <libpq-fe.h>
 
 #include "postgres_server.hpp"
 #include "service_process.hpp"
@@ -65,6 +67,25 @@ std::map<int, long long> committed_offsets(const std::string& broker) {
     offsets[partition] = offset;
   return offsets;
 }
+
+// A session of the test's own holding `LOCK TABLE <table> IN ACCESS EXCLUSIVE MODE` until
+// release(): every statement of the service's that touches the table waits for it.
+class table_lock {
+public:
+  table_lock(const std::string& url, const std::string& table) : conn_{PQconnectdb(url.c_str())} {
+    REQUIRE(PQstatus(conn_) == CONNECTION_OK);
+    auto sql = "BEGIN; LOCK TABLE " + table + " IN ACCESS EXCLUSIVE MODE";
+    PGresult* r = PQexec(conn_, sql.c_str());
+    INFO(PQerrorMessage(conn_));
+    REQUIRE(PQresultStatus(r) == PGRES_COMMAND_OK);
+    PQclear(r);
+  }
+  ~table_lock() { PQfinish(conn_); }
+  void release() { PQclear(PQexec(conn_, "ROLLBACK")); }
+
+private:
+  PGconn* conn_;
+};
 
 bool no_line_holds(const service_process& service, const std::string& secret) {
   for (auto& line : service.lines())
@@ -367,4 +388,58 @@ TEST_CASE("a topic made again, its offsets from 0 and the group without commits,
   CHECK(db.number("SELECT count(*) FROM read_positions r WHERE next_offset <> (SELECT "
                   "max(kafka_offset) + 1 FROM events e WHERE e.kafka_partition = r.kafka_partition"
                   " AND e.event_id >= '" + uuid(300) + "')") == 0);
+}
+
+TEST_CASE("a stopping service whose last write the database holds up cancels it at the deadline, exits 0, and its events are stored once by the next start") {
+  postgres_server db;
+  external_broker kafka;
+  std::map<std::string, std::string> env{{"STORE_URL", db.url()}};
+  auto service = kafka.start(env);
+  std::set<std::string> answered;
+  auto post = [&](int count) {
+    for (int i = 0; i < count; ++i) {
+      auto r = service.post_event(R"({"userId":"user-)" + std::to_string(i % 9)
+                                  + R"(","eventType":"LOGIN"})");
+      REQUIRE(r);
+      REQUIRE(r->status == 201);
+      answered.insert(json::parse(r->body)["eventId"].get<std::string>());
+    }
+  };
+  post(10);
+  REQUIRE(wait_stored(db, 10) == 10);
+  table_lock lock{db.url(), "events"};
+  post(40);
+  // The consumer's one write waits for the lock; the rest gathers behind it.
+  REQUIRE(eventually([&] {
+    return db.number("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                     "'user-activity-service' AND wait_event_type = 'Lock'") == 1;
+  }));
+  auto signalled = std::chrono::steady_clock::now();
+  int status = service.stop(SIGTERM, 15s);
+  auto took = std::chrono::steady_clock::now() - signalled;
+  INFO("exit " << status << " after "
+               << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  CHECK(status == 0);
+  CHECK(took < 10s);
+  CHECK(service.count_lines("Shutdown took longer") == 0);
+  auto cancelled = service.wait_for_line("Database write cancelled at the shutdown deadline", 2s);
+  REQUIRE(cancelled);
+  auto events = std::stoi(cancelled->substr(cancelled->find("events=") + 7));
+  CHECK(events >= 1);
+  CHECK(events <= 40);
+  CHECK(service.count_lines("Store unavailable") == 0); // the consumer ended before the cancel
+  // Cancelled, the write stored nothing, and its read positions stayed where they were.
+  lock.release();
+  CHECK(db.number("SELECT count(*) FROM events") == 10);
+  CHECK(db.number("SELECT sum(next_offset) FROM read_positions") == 10);
+  // The next start reads the 40 again and stores each once.
+  auto again = kafka.start(env);
+  CHECK(wait_stored(db, 50) == 50);
+  std::this_thread::sleep_for(500ms);
+  std::set<std::string> stored;
+  for (auto& e : again.processed())
+    stored.insert(e["eventId"].get<std::string>());
+  CHECK(db.number("SELECT count(*) FROM events") == 50);
+  CHECK(stored == answered);
+  CHECK(again.count_lines("Duplicate event ignored") == 0);
 }

@@ -16,26 +16,25 @@ using self_pointer = producer_actor_impl::stateful_pointer<producer_state>;
 
 // Hands the event to the client; its report comes back through take_deliveries.
 void attempt(self_pointer self, uint64_t id, const producer_state::pending& p) {
-  self->state.client->produce(p.message, id);
+  auto& st = self->state;
+  write_event_message(p.published(), st.message);
+  st.client->produce(st.message, id);
 }
 
-// Takes `e` in as publish `id` and makes its first attempt.
-producer_state::pending& start(self_pointer self, const event& e) {
+// Takes `p` in as the next publish and makes its first attempt.
+void start(self_pointer self, producer_state::pending p) {
   auto& st = self->state;
   auto id = st.next_id++;
-  auto& p = st.in_flight[id];
-  p.event_id = e.event_id;
-  p.message = {true, e.user_id, true, to_json(e), event_headers(e)};
-  attempt(self, id, p);
-  return p;
+  attempt(self, id, st.in_flight.emplace(id, std::move(p)).first->second);
 }
 
 // Writes a line about a failed attempt of `p`, naming the event, why, and the trace it belongs to
-// (read from the message's header only here: most events never fail).
+// (its trace id parsed only here: most events never fail).
 void log_failure(log::level lvl, const std::string& message, const producer_state::pending& p,
                  const std::string& error, std::string_view tail = {}) {
-  auto trace_id = trace_id_of(traceparent_of(p.message.headers)); // outlives the fields' views
-  log::field_list fs{{"eventId", p.event_id}, {"error", error}};
+  auto& e = p.published();
+  auto trace_id = trace_id_of(e.traceparent); // outlives the fields' views
+  log::field_list fs{{"eventId", e.event_id}, {"error", error}};
   if (!trace_id.empty())
     fs.push_back({"traceId", trace_id});
   log::write(lvl, message, fs, tail);
@@ -109,13 +108,17 @@ producer(self_pointer self, std::shared_ptr<kafka::producer_client> client, retr
       caf::anon_send(caf::actor_cast<producer_actor_impl>(strong), deliveries_atom::value);
   });
   return {
-    [=](publish_atom, const event& e) -> caf::typed_response_promise<ok_atom> {
-      auto promise = self->make_response_promise<ok_atom>();
-      start(self, e).answer = promise;
+    [=](publish_atom, event& e) -> caf::typed_response_promise<ok_atom> {
+      producer_state::pending p;
+      p.single = std::move(e);
+      p.answer = self->make_response_promise<ok_atom>();
+      auto promise = p.answer;
+      start(self, std::move(p));
       return promise;
     },
     [=](publish_atom, const event_batch& events) -> caf::typed_response_promise<batch_outcome> {
       auto b = std::make_shared<producer_state::batch>();
+      b->events = events;
       b->answer = self->make_response_promise<batch_outcome>();
       b->outcome.resize(events->size());
       b->unsettled = events->size();
@@ -123,9 +126,10 @@ producer(self_pointer self, std::shared_ptr<kafka::producer_client> client, retr
       if (events->empty())
         b->answer.deliver(batch_outcome{});
       for (size_t i = 0; i < events->size(); ++i) {
-        auto& p = start(self, (*events)[i]);
+        producer_state::pending p;
         p.of_batch = b;
         p.index = i;
+        start(self, std::move(p));
       }
       return promise;
     },

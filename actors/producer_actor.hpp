@@ -23,26 +23,30 @@ struct retry_policy {
 struct producer_state {
   // A batch's answer, given once its last event is settled.
   struct batch {
+    event_batch events;
     batch_outcome outcome; // one entry per event, in order
     size_t unsettled = 0;
     caf::typed_response_promise<batch_outcome> answer;
   };
 
-  // One event on its way to the broker. Only what its attempts and log lines need is kept:
-  // with many thousands waiting, a copy of the whole event beside its JSON would double them.
+  // One event on its way to the broker. Its message is written anew for each attempt rather
+  // than kept: the event is here anyway (a batch's in the batch), and many thousands of
+  // messages held until their acknowledgement would cost a copy of each, and their frees.
   struct pending {
-    std::string event_id;
-    kafka::outgoing_message message; // made once (JSON value keyed by userId, headers)
-    int attempt = 1;
-    caf::typed_response_promise<ok_atom> answer; // a single publish's, unless part of a batch
+    event single; // a single publish's event; a batch's stays in the batch
     std::shared_ptr<batch> of_batch;
     size_t index = 0; // in the batch
+    int attempt = 1;
+    caf::typed_response_promise<ok_atom> answer; // a single publish's
+
+    const event& published() const { return of_batch ? (*of_batch->events)[index] : single; }
   };
 
   std::shared_ptr<kafka::producer_client> client;
   retry_policy policy;
   uint64_t next_id = 1;
   std::unordered_map<uint64_t, pending> in_flight;
+  kafka::outgoing_message message; // each attempt's, written here (the client copies it)
 
   static inline const char* name = "producer";
 };

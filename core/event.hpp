@@ -81,6 +81,8 @@ parse_result parse_event_message(std::string_view text);
 
 // The event's JSON text: what goes on the topic and what GET /events/processed returns.
 std::string to_json(const event& e);
+// The same text, written at the end of `out`.
+void append_json(std::string& out, const event& e);
 
 // `text` as to_json writes it between a JSON string's quotes.
 std::string json_escaped(std::string_view text);

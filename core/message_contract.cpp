@@ -4,11 +4,18 @@
 
 namespace uas {
 
-kafka::headers event_headers(const event& e) {
-  kafka::headers hs{{std::string{schema_version_header}, std::string{schema_version}}};
-  if (!e.traceparent.empty())
-    hs.push_back({std::string{traceparent_header}, e.traceparent});
-  return hs;
+void write_event_message(const event& e, kafka::outgoing_message& m) {
+  m.has_key = m.has_value = true;
+  m.key.assign(e.user_id);
+  m.value.clear();
+  append_json(m.value, e);
+  m.headers.resize(e.traceparent.empty() ? 1 : 2);
+  m.headers[0].name.assign(schema_version_header);
+  m.headers[0].value.assign(schema_version);
+  if (!e.traceparent.empty()) {
+    m.headers[1].name.assign(traceparent_header);
+    m.headers[1].value.assign(e.traceparent);
+  }
 }
 
 const kafka::header* find_header(const kafka::headers& hs, std::string_view name) {

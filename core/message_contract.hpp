@@ -22,8 +22,10 @@ inline constexpr std::string_view traceparent_header = "traceparent";
 // A value larger than any POST can make (a 1 MiB body, stamped) is not parsed, only dead-lettered.
 inline constexpr size_t max_message_value_bytes = 1024 * 1024 + 64 * 1024;
 
-// The headers of a produced event: its schema version, and its trace context when it has one.
-kafka::headers event_headers(const event& e);
+// Makes `m` the message that carries `e` on the topic: its JSON keyed by userId, with its schema
+// version and, when it has one, its trace context as headers. `m`'s strings keep their storage,
+// so a producer that writes every message into one allocates nothing once they have grown.
+void write_event_message(const event& e, kafka::outgoing_message& m);
 
 // The last header named `name` (Kafka allows repeats; the newest counts), or nullptr.
 const kafka::header* find_header(const kafka::headers& hs, std::string_view name);

@@ -394,7 +394,7 @@ std::string store::json_array(pg_result* rows, int count) {
             PQgetvalue(rows, row, 3), PQgetvalue(rows, row, 4)};
     if (row > 0)
       array += ',';
-    array += to_json(e);
+    append_json(array, e);
   }
   array += ']';
   return array;

@@ -549,13 +549,24 @@ struct http_server::impl {
     return traceparent;
   }
 
+  // Answers 415 a POST whose body is of a type the ingest routes do not take, before it is read:
+  // true if it did. httplib reads a multipart body as form parts, and that through a plain
+  // reader throws.
+  static bool refuse_media_type(const httplib::Request& req, httplib::Response& res) {
+    if (is_json_content_type(req))
+      return false;
+    trace(req, res);
+    reply_message(res, 415, unsupported_media_type);
+    if (has_body(req))
+      res.set_header("Connection", "close"); // the body is left unread
+    return true;
+  }
+
   // POST /events/generate, its body read.
   void publish(const httplib::Request& req, const std::string& body, httplib::Response& res) {
     auto traceparent = trace(req, res);
     if (!within_rate(res, 1))
       return;
-    if (!is_json_content_type(req))
-      return reply_message(res, 415, unsupported_media_type);
     auto parsed = parse_event_request(body);
     if (!parsed.ok())
       return reply(res, 400, invalid_payload(parsed.errors));
@@ -578,8 +589,6 @@ struct http_server::impl {
   // producer; each result in the request's order, 201 if all are acknowledged, else 207.
   void publish_batch(const httplib::Request& req, const std::string& body, httplib::Response& res) {
     auto traceparent = trace(req, res);
-    if (!is_json_content_type(req))
-      return reply_message(res, 415, unsupported_media_type);
     auto parsed = parse_batch_request(body, cfg.batch_max_events);
     if (!parsed.ok())
       return reply(res, 400, invalid_payload(parsed.errors));
@@ -726,6 +735,8 @@ struct http_server::impl {
     server.Post("/events/generate", [this](const httplib::Request& req, httplib::Response& res,
                                            const httplib::ContentReader& read) {
       allow_origin(req, res);
+      if (refuse_media_type(req, res))
+        return;
       std::string body;
       if (read_body(read, res, body, max_event_bytes))
         guarded(res, [&] { publish(req, body, res); });
@@ -733,6 +744,8 @@ struct http_server::impl {
     server.Post("/events/batch", [this](const httplib::Request& req, httplib::Response& res,
                                         const httplib::ContentReader& read) {
       allow_origin(req, res);
+      if (refuse_media_type(req, res))
+        return;
       std::string body;
       if (read_body(read, res, body, max_batch_bytes))
         guarded(res, [&] { publish_batch(req, body, res); });

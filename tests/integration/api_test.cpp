@@ -268,6 +268,15 @@ TEST_CASE("size, media type, path and method errors have their status and a JSON
     REQUIRE(r);
     CHECK(r->status == 415);
     CHECK(json::parse(r->body)["message"].is_string());
+    // A multipart body, which httplib would read as form parts, is refused the same way.
+    std::string form = "--x\r\nContent-Disposition: form-data; name=\"e\"\r\n\r\n"
+                       R"({"userId":"u","eventType":"LOGIN"})" "\r\n--x--\r\n";
+    for (auto* path : {"/events/generate", "/events/batch"}) {
+      INFO(path);
+      auto refused = c.Post(path, form, "multipart/form-data; boundary=x");
+      REQUIRE(refused);
+      CHECK(refused->status == 415);
+    }
     auto ok = service.post_event(R"({"userId":"u","eventType":"LOGIN"})",
                                  "application/json; charset=utf-8");
     REQUIRE(ok);

@@ -34,6 +34,38 @@ void append_utf8(std::string& out, uint32_t cp) {
   }
 }
 
+// The length of the UTF-8 encoded character of two to four bytes at `at`, if it is well formed
+// (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF); else 0.
+size_t utf8_sequence(std::string_view s, size_t at) {
+  auto byte = [&](size_t k) { return static_cast<unsigned char>(s[at + k]); };
+  unsigned char lead = byte(0);
+  size_t length;
+  unsigned char low = 0x80, high = 0xBF; // the allowed range of the second byte
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    if (lead == 0xE0)
+      low = 0xA0;
+    if (lead == 0xED)
+      high = 0x9F;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    if (lead == 0xF0)
+      low = 0x90;
+    if (lead == 0xF4)
+      high = 0x8F;
+  } else {
+    return 0;
+  }
+  if (s.size() - at < length || byte(1) < low || byte(1) > high)
+    return 0;
+  for (size_t k = 2; k < length; ++k)
+    if (byte(k) < 0x80 || byte(k) > 0xBF)
+      return 0;
+  return length;
+}
+
 // A recursive-descent reader over one text. Each value either decodes (strings, into `decoded`)
 // or is copied without its whitespace (into `compact`); either sink may be absent.
 class reader {
@@ -305,39 +337,6 @@ private:
     return true;
   }
 
-  // One UTF-8 encoded character of two to four bytes, well formed (RFC 3629): no overlong
-  // forms, no surrogates, nothing past U+10FFFF.
-  bool utf8_sequence() {
-    auto byte = [&](size_t k) { return static_cast<unsigned char>(s_[i_ + k]); };
-    unsigned char lead = byte(0);
-    size_t length;
-    unsigned char low = 0x80, high = 0xBF; // the allowed range of the second byte
-    if (lead >= 0xC2 && lead <= 0xDF) {
-      length = 2;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-      length = 3;
-      if (lead == 0xE0)
-        low = 0xA0;
-      if (lead == 0xED)
-        high = 0x9F;
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-      length = 4;
-      if (lead == 0xF0)
-        low = 0x90;
-      if (lead == 0xF4)
-        high = 0x8F;
-    } else {
-      return false;
-    }
-    if (s_.size() - i_ < length || byte(1) < low || byte(1) > high)
-      return false;
-    for (size_t k = 2; k < length; ++k)
-      if (byte(k) < 0x80 || byte(k) > 0xBF)
-        return false;
-    i_ += length;
-    return true;
-  }
-
   bool string(std::string* decoded, std::string* compact) {
     size_t start = i_++;
     while (true) {
@@ -366,11 +365,12 @@ private:
         if (!escape(decoded))
           return false;
       } else {
-        size_t from = i_;
-        if (!utf8_sequence())
+        size_t length = utf8_sequence(s_, i_);
+        if (length == 0)
           return false;
         if (decoded)
-          decoded->append(s_.substr(from, i_ - from));
+          decoded->append(s_.substr(i_, length));
+        i_ += length;
       }
     }
   }
@@ -388,6 +388,20 @@ const char* name_of(kind k) {
     case kind::object: return "object";
   }
   return "value";
+}
+
+bool is_utf8(std::string_view text) {
+  for (size_t i = 0; i < text.size();) {
+    if (static_cast<unsigned char>(text[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t length = utf8_sequence(text, i);
+    if (length == 0)
+      return false;
+    i += length;
+  }
+  return true;
 }
 
 object_result read_object(std::string_view text) {

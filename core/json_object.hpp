@@ -41,6 +41,9 @@ struct object_result {
 // Reads text that must be exactly one JSON object, with whitespace around it allowed.
 object_result read_object(std::string_view text);
 
+// Whether `text` is well-formed UTF-8 (RFC 3629), as every string read_object decodes is.
+bool is_utf8(std::string_view text);
+
 // Appends `text` as a JSON string, quoted and escaped by nlohmann/json. Invalid UTF-8, which
 // read_object never passes on, is replaced rather than refused: a writer must not throw. Text of
 // printable ASCII with no quote or backslash, what ids, types and timestamps nearly always are,

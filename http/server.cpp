@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cctype>
 #include <future>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -16,6 +17,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "core/json_object.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "http/api_keys.hpp"
@@ -91,7 +93,9 @@ void reply_json(httplib::Response& res, int status, const std::string& body) {
 }
 
 void reply(httplib::Response& res, int status, const json& body) {
-  reply_json(res, status, body.dump());
+  // A message may quote what the client sent, such as a query parameter's name, which need not
+  // be UTF-8: replaced rather than thrown on.
+  reply_json(res, status, body.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 void reply_message(httplib::Response& res, int status, const std::string& message) {
@@ -123,6 +127,15 @@ bool is_json_content_type(const httplib::Request& req) {
 }
 
 constexpr const char* unsupported_media_type = "Content-Type must be application/json or text/plain";
+
+// Whether a query's userId could be a stored event's: UTF-8 without U+0000, as the event's JSON
+// reader and PostgreSQL both require (libpq would cut the text at a U+0000, and so select another
+// user's events).
+bool is_user_id_text(const std::string& value) {
+  return uas::json::is_utf8(value) && value.find('\0') == std::string::npos;
+}
+
+constexpr const char* user_id_not_text = "userId must be UTF-8 text without the character U+0000";
 
 // Why a request's length cannot be told for sure (RFC 9112, 6.3), or nothing. cpp-httplib 0.11
 // takes chunked over a Content-Length, the first of two Content-Lengths, and `+36` as 36; a proxy
@@ -280,7 +293,8 @@ event_query read_query(const httplib::Request& req, std::vector<validation_error
       else
         q.limit = static_cast<uint32_t>(std::stoull(value));
     } else if (name == "after") {
-      if (!digits)
+      // Cursors are PostgreSQL bigints: a larger one is no cursor the service gave.
+      if (!digits || std::stoull(value) > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
         problems.push_back({name, "after must be a cursor, as the Link header of the page "
                                   "before gives it"});
       else
@@ -288,6 +302,8 @@ event_query read_query(const httplib::Request& req, std::vector<validation_error
     } else if (name == "userId") {
       if (value.empty())
         problems.push_back({name, "userId must not be empty"});
+      else if (!is_user_id_text(value))
+        problems.push_back({name, user_id_not_text});
       q.user_id = value;
     } else if (!is_event_type(value)) {
       problems.push_back({name, "eventType must be one of LOGIN, LOGOUT, PRODUCT_VIEW"});
@@ -720,6 +736,8 @@ struct http_server::impl {
       problems.push_back({"userId", "userId appears more than once"});
     else if (user.empty())
       problems.push_back({"userId", "userId is required: whose stored events to erase"});
+    else if (!is_user_id_text(user))
+      problems.push_back({"userId", user_id_not_text});
     if (!problems.empty())
       return reply_invalid(res, problems);
     auto outcome = std::make_shared<erased_reply::element_type>();

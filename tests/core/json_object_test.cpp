@@ -116,6 +116,13 @@ TEST_CASE("strings must be well-formed UTF-8 and their escapes whole characters"
     CHECK(json::read_object(as_member(value)).ok());
     CHECK(nlohmann_reads(as_member(value)));
   }
+  // The same rule for text that came some other way (a query parameter).
+  for (std::string_view bad : {"\xff", "a\xc0\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80", "ok\xc3",
+                               "\xe2\x82"})
+    CHECK_FALSE(json::is_utf8(bad));
+  for (std::string_view good : {"", "plain", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+                                "\xf4\x8f\xbf\xbf"})
+    CHECK(json::is_utf8(good));
 }
 
 TEST_CASE("a JSON text that is no object says what it is") {

@@ -134,7 +134,12 @@ TEST_CASE("bad parameters of the stored-event routes are answered 400, naming ea
          {"/events/processed?eventType=SIGNUP", "eventType"},
          {"/events/processed?userId=", "userId"},
          {"/events/processed?limit=5&limit=6", "limit"},
-         {"/events/processed?user=alice", "user"}}) {
+         {"/events/processed?user=alice", "user"},
+         // A cursor past PostgreSQL's bigint, and userIds no event can have (PostgreSQL would
+         // answer 500 for the first two, and libpq read the third as "a").
+         {"/events/processed?after=9223372036854775808", "after"},
+         {"/events/processed?userId=%ff", "userId"},
+         {"/events/processed?userId=a%00b", "userId"}}) {
     INFO(target);
     auto r = client.Get(target.c_str());
     REQUIRE(r);
@@ -148,6 +153,15 @@ TEST_CASE("bad parameters of the stored-event routes are answered 400, naming ea
   CHECK(several["errors"].size() == 2);
   CHECK(client.Delete("/events/processed")->status == 400);
   CHECK(client.Delete("/events/processed?userId=a&limit=3")->status == 400);
+  CHECK(client.Delete("/events/processed?userId=a%00b")->status == 400);
+  // A parameter's name that is not UTF-8 is named all the same, its bad bytes replaced.
+  auto replaced = [](const httplib::Result& r) {
+    REQUIRE(r);
+    CHECK(r->status == 400);
+    return json::parse(r->body)["errors"][0]["field"].get<std::string>();
+  };
+  CHECK(replaced(client.Get("/events/processed?%ff=1")) == "\xef\xbf\xbd");
+  CHECK(replaced(client.Delete("/events/processed?userId=a&x%ff=1")) == "x\xef\xbf\xbd");
   // A page of an empty store is empty, without a next page.
   auto empty = client.Get("/events/processed?limit=10");
   CHECK(empty->status == 200);

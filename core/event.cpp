@@ -378,6 +378,18 @@ bool is_uuid(std::string_view s) {
   return true;
 }
 
+namespace {
+
+// A day past the month's last would be read as one in the next month (timegm counts on): a
+// client's 2026-02-31 must be refused, not stored as 2026-03-03.
+int days_in_month(int year, int month) {
+  static constexpr int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  return month == 2 && leap ? 29 : days[month - 1];
+}
+
+} // namespace
+
 // Accepts YYYY-MM-DDTHH:MM:SS, an optional fraction, and 'Z'.
 bool is_utc_timestamp(std::string_view s) {
   if (s.size() < 20 || s.back() != 'Z')
@@ -386,12 +398,14 @@ bool is_utc_timestamp(std::string_view s) {
   if (!(digits(0, 4) && s[4] == '-' && digits(5, 2) && s[7] == '-' && digits(8, 2) && s[10] == 'T'
         && digits(11, 2) && s[13] == ':' && digits(14, 2) && s[16] == ':' && digits(17, 2)))
     return false;
+  int year = std::stoi(std::string{s.substr(0, 4)});
   int month = std::stoi(std::string{s.substr(5, 2)});
   int day = std::stoi(std::string{s.substr(8, 2)});
   int hour = std::stoi(std::string{s.substr(11, 2)});
   int minute = std::stoi(std::string{s.substr(14, 2)});
   int second = std::stoi(std::string{s.substr(17, 2)});
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
+  if (month < 1 || month > 12 || day < 1 || day > days_in_month(year, month) || hour > 23
+      || minute > 59 || second > 60)
     return false;
   auto rest = s.substr(19, s.size() - 20);
   return rest.empty() || (rest[0] == '.' && rest.size() <= 10 && all_digits(rest.substr(1)));

@@ -209,6 +209,16 @@ TEST_CASE("timestamps: UTC, milliseconds, Z") {
   CHECK_FALSE(is_utc_timestamp("2026-11-24T01:52:00.047+01:00"));
   CHECK_FALSE(is_utc_timestamp("2026-11-24 01:52:00.047Z"));
   CHECK_FALSE(is_utc_timestamp("2026-11-24T01:52:00.Z"));
+  // A day the month does not have, which would be counted on into the next month.
+  CHECK(is_utc_timestamp("2028-02-29T00:00:00Z"));
+  CHECK(is_utc_timestamp("2000-02-29T00:00:00Z"));
+  CHECK_FALSE(is_utc_timestamp("2026-02-29T00:00:00Z"));
+  CHECK_FALSE(is_utc_timestamp("1900-02-29T00:00:00Z"));
+  CHECK_FALSE(is_utc_timestamp("2026-02-31T00:00:00Z"));
+  CHECK_FALSE(is_utc_timestamp("2026-04-31T00:00:00Z"));
+  CHECK(is_utc_timestamp("2026-12-31T00:00:00Z"));
+  CHECK(only_problem(R"({"userId":"u","eventType":"LOGIN","timestamp":"2026-02-31T00:00:00Z"})")
+        == "timestamp");
 }
 
 TEST_CASE("a field named twice is refused, whichever value would have counted") {

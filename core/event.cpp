@@ -227,6 +227,12 @@ parse_result parse_request(std::string_view text, const std::string& whole) {
       result.errors.push_back({m.key, m.key + " is not allowed"});
   take_event_id(members, result.value.event_id, result.errors);
   take_user_id(members, result.value.user_id, result.errors);
+  if (result.value.user_id.find('\0') != std::string::npos) {
+    // PostgreSQL text cannot hold it: taken, the event would be answered 201 and then refused by
+    // the store, into the dead-letter topic.
+    result.errors.push_back({"userId", "userId must not contain the character U+0000"});
+    result.value.user_id.clear();
+  }
   take_event_type(members, result.value.event_type, result.errors);
   take_payload(members, result.value.payload, result.errors);
   take_client_timestamp(members, result.value, result.errors);

@@ -104,6 +104,11 @@ TEST_CASE("a userId is at most 256 characters, counted as characters rather than
   CHECK(r.errors[0].field == "userId");
   CHECK(r.errors[0].message == "userId must be at most 256 characters, not 257");
   CHECK(request(std::string(1024 * 1024, 'u')).errors.at(0).field == "userId");
+  // U+0000, which PostgreSQL's text cannot hold: the store would refuse the event after its 201.
+  auto nul = parse_event_request(R"({"userId":"a\u0000b","eventType":"LOGIN"})");
+  REQUIRE(nul.errors.size() == 1);
+  CHECK(nul.errors[0].field == "userId");
+  CHECK(nul.errors[0].message == "userId must not contain the character U+0000");
   // The same rule for an event read from the topic, whoever produced it.
   auto message = parse_event_message(
     R"({"eventId":"3b6f1c4e-0000-4000-8000-000000000001","userId":")" + std::string(300, 'u')

@@ -186,6 +186,15 @@ bool screen_body(httplib::Request& req, httplib::Response& res) {
       res.set_header("Connection", "close"); // answered as usual, and the body left unread
     return false;
   }
+  if (req.has_header("Content-Encoding")) {
+    // Content codings are named in any case (RFC 9110, 8.4.1); httplib decodes only lower-case
+    // names, and would take a body sent as "GZIP" as if it were not compressed.
+    auto coding = req.get_header_value("Content-Encoding");
+    std::transform(coding.begin(), coding.end(), coding.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    req.headers.erase("Content-Encoding");
+    req.set_header("Content-Encoding", coding);
+  }
   if (!chunked && !req.has_header("Content-Length")) {
     // A request with neither header has no body (RFC 9112, 6.3); httplib would answer one
     // like that 400 before routing it, instead of the route's own answer.
@@ -531,6 +540,11 @@ struct http_server::impl {
       // as HTTP, so where the next one starts on this connection is anyone's guess.
       if (res.body.empty() && (res.status == 400 || res.status == 414))
         res.set_header("Connection", "close");
+      // A compressed body that did not inflate: a body that is not the JSON the route takes.
+      auto coding = req.get_header_value("Content-Encoding");
+      if (res.status == 400 && res.body.empty() && req.method == "POST"
+          && (coding == "gzip" || coding == "deflate" || coding == "br"))
+        reply(res, 400, invalid_payload({{"body", "body is not valid " + coding}}));
       if (res.status == 404 && res.body.empty()) {
         if (auto it = allowed_methods.find(std::string{route_of(req)}); it != allowed_methods.end()) {
           res.status = 405;

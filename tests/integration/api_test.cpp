@@ -282,6 +282,21 @@ TEST_CASE("size, media type, path and method errors have their status and a JSON
     REQUIRE(ok);
     CHECK(ok->status == 201);
   }
+  SECTION("Content-Encoding in any case; a body that does not inflate is a 400 saying so") {
+    // The answer's body, a space, and its status.
+    auto post = [&](const std::string& body_command, const std::string& coding) {
+      return run_command(body_command + " | curl -s -w ' %{http_code}' --data-binary @- "
+                         "-H 'Content-Type: application/json' -H 'Content-Encoding: " + coding
+                         + "' http://127.0.0.1:"
+                         + std::to_string(service.port()) + "/events/generate")
+        .output;
+    };
+    auto gzipped = "printf '{\"userId\":\"u\",\"eventType\":\"LOGIN\"}' | gzip";
+    CHECK_THAT(post(gzipped, "GZIP"), Catch::EndsWith(" 201"));
+    auto broken = post("printf 'no gzip here'", "gzip");
+    CHECK_THAT(broken, Catch::EndsWith(" 400"));
+    CHECK_THAT(broken, Catch::Contains(R"({"field":"body","message":"body is not valid gzip"})"));
+  }
   SECTION("no Content-Type at all is accepted") {
     // curl with an empty -H 'Content-Type:' sends no such header at all.
     auto r = run_command("curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type:' "

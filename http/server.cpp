@@ -66,6 +66,29 @@ std::string_view route_of(const httplib::Request& req) {
 // to its logger.
 thread_local std::string caller = "none";
 
+// The byte ranges the request on this worker thread asked for, taken from httplib before routing:
+// cpp-httplib 0.11 cuts any answer to them (a 404's, or /health's answered 200 with part of its
+// JSON), and answers a range past the end 206 with a Content-Length near 2^64. Only GET
+// /events/processed serves a range, and it does so itself.
+thread_local httplib::Ranges requested_ranges;
+
+// The first and last byte a range selects of an answer of `size` bytes, or nothing if it selects
+// none (RFC 9110, 14.1.2). httplib gives a suffix range as {-1, n}, an open one as {first, -1}.
+std::optional<std::pair<size_t, size_t>> range_within(const httplib::Range& range, size_t size) {
+  if (size == 0)
+    return std::nullopt;
+  if (range.first < 0) {
+    if (range.second <= 0)
+      return std::nullopt;
+    return std::make_pair(size - std::min(size, static_cast<size_t>(range.second)), size - 1);
+  }
+  auto first = static_cast<size_t>(range.first);
+  if (first >= size)
+    return std::nullopt;
+  auto last = range.second < 0 ? size - 1 : std::min(size - 1, static_cast<size_t>(range.second));
+  return std::make_pair(first, last);
+}
+
 // The token of an `Authorization: Bearer <token>` header (the scheme in any case, RFC 9110
 // 11.1); empty if there is none.
 std::string bearer_token(const httplib::Request& req) {
@@ -341,6 +364,7 @@ std::string default_message(const httplib::Request& req, int status) {
     case 413: return req.path == "/events/batch" ? "Request body exceeds 5 MiB"
                                                    : "Request body exceeds 1 MiB";
     case 414: return "URI too long";
+    case 416: return "Range not satisfiable";
     default: return "Request failed";
   }
 }
@@ -522,6 +546,8 @@ struct http_server::impl {
       caller = "none"; // until the next request's screen says otherwise
     };
     auto screen = [this](httplib::Request& req, httplib::Response& res) {
+      requested_ranges = std::move(req.ranges);
+      req.ranges.clear();
       return refuse_ambiguous_framing(req, res) || screen_caller(req, res) || screen_body(req, res);
     };
     load = tune_for_load(server,
@@ -683,13 +709,31 @@ struct http_server::impl {
       return reply_store_failure(res, outcome->code(), outcome->error());
     if (outcome->value().next != 0)
       res.set_header("Link", next_link(query, outcome->value().next));
+    // One range is answered 206 with those bytes; several are answered whole (httplib's
+    // multipart answer would give each part a total length of 0).
+    size_t size = outcome->value().json.size();
+    size_t from = 0;
+    size_t length = size;
+    if (requested_ranges.size() == 1) {
+      auto range = range_within(requested_ranges.front(), size);
+      if (!range) {
+        res.set_header("Content-Range", "bytes */" + std::to_string(size));
+        return reply_message(res, 416, "Range not satisfiable: the answer has "
+                                         + std::to_string(size) + " bytes");
+      }
+      from = range->first;
+      length = range->second - range->first + 1;
+      res.status = 206;
+      res.set_header("Content-Range", "bytes " + std::to_string(range->first) + "-"
+                                        + std::to_string(range->second) + "/"
+                                        + std::to_string(size));
+    }
     // Written from the store's own memory as the client reads it: no copy of every event per
-    // GET, however many GETs are reading at once. No status set: httplib answers 200, or 206
-    // to a Range request (to which an explicit 200 would send the range as if it were all).
+    // GET, however many GETs are reading at once.
     res.set_content_provider(
-      outcome->value().json.size(), "application/json",
-      [outcome](size_t offset, size_t length, httplib::DataSink& sink) {
-        return outcome->value().json.write(offset, length, sink.write);
+      length, "application/json",
+      [outcome, from](size_t offset, size_t count, httplib::DataSink& sink) {
+        return outcome->value().json.write(from + offset, count, sink.write);
       });
   }
 

@@ -99,6 +99,31 @@ TEST_CASE("GET /events/processed sends every event whole, and answers HEAD and R
     CHECK(part->status == 206);
     CHECK(part->body == full->body.substr(first, last - first + 1));
   }
+  auto with_range = [&](const char* path, const char* range) {
+    auto r = c.Get(path, {{"Range", range}});
+    REQUIRE(r);
+    return r;
+  };
+  auto size = std::to_string(full->body.size());
+  auto suffix = with_range("/events/processed", "bytes=-5");
+  CHECK(suffix->status == 206);
+  CHECK(suffix->body == full->body.substr(full->body.size() - 5));
+  CHECK(suffix->get_header_value("Content-Range")
+        == "bytes " + std::to_string(full->body.size() - 5) + "-"
+             + std::to_string(full->body.size() - 1) + "/" + size);
+  // Past the end: 416 saying how long the answer is (it was 206 with a length near 2^64).
+  auto past = with_range("/events/processed", "bytes=99999999-");
+  CHECK(past->status == 416);
+  CHECK(past->get_header_value("Content-Range") == "bytes */" + size);
+  CHECK(json::parse(past->body)["message"].is_string());
+  // Several ranges, and a range on a route without them: the whole answer.
+  auto several = with_range("/events/processed", "bytes=0-1,5-6");
+  CHECK(several->status == 200);
+  CHECK(several->body == full->body);
+  auto health = with_range("/health", "bytes=0-3");
+  CHECK(health->status == 200);
+  CHECK(health->body == R"({"status":"ok"})");
+  CHECK(with_range("/nope", "bytes=0-3")->body == R"({"message":"Not found"})");
 }
 
 TEST_CASE("kcat sees each event on the topic as JSON keyed by userId") {

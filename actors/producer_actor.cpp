@@ -21,11 +21,15 @@ void attempt(self_pointer self, uint64_t id, const producer_state::pending& p) {
   st.client->produce(st.message, id);
 }
 
-// Takes `p` in as the next publish and makes its first attempt.
-void start(self_pointer self, producer_state::pending p) {
+// Takes in the events of `b` and makes each one's first attempt.
+void start(self_pointer self, std::shared_ptr<producer_state::batch> b) {
   auto& st = self->state;
-  auto id = st.next_id++;
-  attempt(self, id, st.in_flight.emplace(id, std::move(p)).first->second);
+  b->outcome.resize(b->events->size());
+  b->unsettled = b->events->size();
+  for (size_t i = 0; i < b->events->size(); ++i) {
+    auto id = st.next_id++;
+    attempt(self, id, st.in_flight.emplace(id, producer_state::pending{b, i}).first->second);
+  }
 }
 
 // Writes a line about a failed attempt of `p`, naming the event, why, and the trace it belongs to
@@ -40,17 +44,19 @@ void log_failure(log::level lvl, const std::string& message, const producer_stat
   log::write(lvl, message, fs, tail);
 }
 
-// Gives publish `p` its outcome: empty once acknowledged, else why it failed.
+// Gives publish `p` its outcome (empty once acknowledged, else why it failed), and its batch
+// its answer once that was the last.
 void answer(producer_state::pending& p, std::string error) {
-  if (auto& b = p.of_batch) {
-    b->outcome[p.index] = std::move(error);
-    if (--b->unsettled == 0)
-      b->answer.deliver(std::move(b->outcome));
-  } else if (error.empty()) {
-    p.answer.deliver(ok_atom::value);
-  } else {
-    p.answer.deliver(make_error(publish_error::attempts_exhausted, std::move(error)));
-  }
+  auto& b = *p.of_batch;
+  b.outcome[p.index] = std::move(error);
+  if (--b.unsettled > 0)
+    return;
+  if (!b.single)
+    b.answer.deliver(std::move(b.outcome));
+  else if (b.outcome[0].empty())
+    b.single_answer.deliver(ok_atom::value);
+  else
+    b.single_answer.deliver(make_error(publish_error::attempts_exhausted, std::move(b.outcome[0])));
 }
 
 // Answers publish `id` once acknowledged or out of attempts; otherwise schedules the next one.
@@ -109,28 +115,24 @@ producer(self_pointer self, std::shared_ptr<kafka::producer_client> client, retr
   });
   return {
     [=](publish_atom, event& e) -> caf::typed_response_promise<ok_atom> {
-      producer_state::pending p;
-      p.single = std::move(e);
-      p.answer = self->make_response_promise<ok_atom>();
-      auto promise = p.answer;
-      start(self, std::move(p));
+      auto b = std::make_shared<producer_state::batch>();
+      auto events = std::make_shared<std::vector<event>>();
+      events->push_back(std::move(e));
+      b->events = std::move(events);
+      b->single = true;
+      b->single_answer = self->make_response_promise<ok_atom>();
+      auto promise = b->single_answer;
+      start(self, std::move(b));
       return promise;
     },
     [=](publish_atom, const event_batch& events) -> caf::typed_response_promise<batch_outcome> {
       auto b = std::make_shared<producer_state::batch>();
       b->events = events;
       b->answer = self->make_response_promise<batch_outcome>();
-      b->outcome.resize(events->size());
-      b->unsettled = events->size();
       auto promise = b->answer;
       if (events->empty())
         b->answer.deliver(batch_outcome{});
-      for (size_t i = 0; i < events->size(); ++i) {
-        producer_state::pending p;
-        p.of_batch = b;
-        p.index = i;
-        start(self, std::move(p));
-      }
+      start(self, std::move(b));
       return promise;
     },
     [=](deliveries_atom) {

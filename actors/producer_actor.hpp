@@ -21,25 +21,26 @@ struct retry_policy {
 };
 
 struct producer_state {
-  // A batch's answer, given once its last event is settled.
+  // The events of one publish (a batch, or a single event as a batch of one), and its answer,
+  // given once the last of them is settled.
   struct batch {
     event_batch events;
     batch_outcome outcome; // one entry per event, in order
     size_t unsettled = 0;
-    caf::typed_response_promise<batch_outcome> answer;
+    caf::typed_response_promise<batch_outcome> answer; // a batch's
+    caf::typed_response_promise<ok_atom> single_answer; // a single event's, when `single`
+    bool single = false;
   };
 
   // One event on its way to the broker. Its message is written anew for each attempt rather
-  // than kept: the event is here anyway (a batch's in the batch), and many thousands of
-  // messages held until their acknowledgement would cost a copy of each, and their frees.
+  // than kept: many thousands of messages held until their acknowledgement would cost a copy of
+  // each beside its event, and as many frees.
   struct pending {
-    event single; // a single publish's event; a batch's stays in the batch
     std::shared_ptr<batch> of_batch;
     size_t index = 0; // in the batch
     int attempt = 1;
-    caf::typed_response_promise<ok_atom> answer; // a single publish's
 
-    const event& published() const { return of_batch ? (*of_batch->events)[index] : single; }
+    const event& published() const { return (*of_batch->events)[index]; }
   };
 
   std::shared_ptr<kafka::producer_client> client;

@@ -10,8 +10,10 @@
 namespace uas {
 
 void random_bytes(unsigned char* out, size_t n) {
-  // Fetched 4 KiB at a time: one getrandom call per POST cost more than the rest of stamping it.
-  thread_local std::array<unsigned char, 4096> pool;
+  // Fetched 32 UUIDs' worth at a time: one getrandom call per POST cost more than the rest of
+  // stamping it. No more: every thread of the process carries a pool, over a thousand of them
+  // with HTTP_THREADS at its largest, in pages touched when the thread starts.
+  thread_local std::array<unsigned char, 512> pool;
   thread_local size_t used = pool.size();
   while (n > 0) {
     if (used == pool.size()) {

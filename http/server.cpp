@@ -650,13 +650,21 @@ struct http_server::impl {
       return reply(res, 400, invalid_payload(parsed.errors));
     if (!within_rate(res, parsed.items.size()))
       return;
+    // Only the events are held while the broker is waited for: the rejected items' errors are
+    // written now, and the rest of the parse is let go.
     auto events = std::make_shared<std::vector<event>>();
     events->reserve(parsed.items.size());
-    for (auto& item : parsed.items)
+    std::vector<std::string> rejected(parsed.items.size()); // an invalid item's errors, as JSON
+    for (size_t i = 0; i < parsed.items.size(); ++i) {
+      auto& item = parsed.items[i];
       if (item.ok()) {
         item.value.traceparent = traceparent; // one request, one span: its events share it
         events->push_back(std::move(item.value));
+      } else {
+        rejected[i] = error_list(item.errors).dump();
       }
+    }
+    parsed = {};
     batch_outcome published(events->size());
     if (!events->empty()) {
       auto admission = admit(res, events->size());
@@ -674,14 +682,14 @@ struct http_server::impl {
     // Written as text: a batch's results are mostly eventIds (UUIDs, nothing to escape), and a
     // JSON document built for each of hundreds would cost more than the rest of its answer.
     std::string results = R"({"results":[)";
-    results.reserve(results.size() + parsed.items.size() * 52);
+    results.reserve(results.size() + rejected.size() * 52);
     bool all_created = true;
     size_t next = 0; // the next valid event's place in `events` and `published`
-    for (auto& item : parsed.items) {
-      if (&item != &parsed.items.front())
+    for (auto& errors : rejected) {
+      if (&errors != &rejected.front())
         results += ',';
-      if (!item.ok()) {
-        results += R"({"status":400,"errors":)" + error_list(item.errors).dump() + "}";
+      if (!errors.empty()) {
+        results += R"({"status":400,"errors":)" + errors + "}";
         all_created = false;
       } else if (!published[next].empty()) {
         results += R"({"status":500,"message":"Failed to publish event"})";

@@ -571,6 +571,11 @@ struct http_server::impl {
       if (res.status == 400 && res.body.empty() && req.method == "POST"
           && (coding == "gzip" || coding == "deflate" || coding == "br"))
         reply(res, 400, invalid_payload({{"body", "body is not valid " + coding}}));
+      // httplib has no routes for TRACE and CONNECT and answers them 400: they are methods the
+      // path does not take, like any other.
+      bool unrouted_method = req.method == "TRACE" || req.method == "CONNECT";
+      if (res.status == 400 && res.body.empty() && unrouted_method)
+        res.status = 404;
       if (res.status == 404 && res.body.empty()) {
         if (auto it = allowed_methods.find(std::string{route_of(req)}); it != allowed_methods.end()) {
           res.status = 405;

@@ -345,6 +345,14 @@ TEST_CASE("size, media type, path and method errors have their status and a JSON
     REQUIRE(d);
     CHECK(d->status == 405);
     CHECK(d->get_header_value("Allow") == "GET, HEAD, DELETE");
+    // Methods httplib has no routes for at all.
+    auto status_of = [&](const std::string& method, const std::string& path) {
+      return run_command("curl -s -o /dev/null -w '%{http_code}' -X " + method
+                         + " http://127.0.0.1:" + std::to_string(service.port()) + path)
+        .output;
+    };
+    CHECK(status_of("TRACE", "/health") == "405");
+    CHECK(status_of("TRACE", "/nope") == "404");
   }
   SECTION("health") {
     auto r = c.Get("/health");

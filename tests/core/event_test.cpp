@@ -144,6 +144,17 @@ TEST_CASE("hostile bodies are refused without harm") {
     nested += R"({"a":)";
   nested += "1" + std::string(30, '}') + "}";
   CHECK(parse_event_request(nested).ok());
+  // A body of as many members as 1 MiB holds, one of them twice: answered in a moment (each
+  // member compared with every other took over ten seconds).
+  std::string many = "{";
+  for (int i = 0; i < 150000; ++i)
+    many += "\"" + std::to_string(i) + "\":0,";
+  many += R"("7":1})";
+  auto started = std::chrono::steady_clock::now();
+  auto crowded = parse_event_request(many);
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds{5});
+  REQUIRE(crowded.errors.size() == 1);
+  CHECK(crowded.errors[0].message == "7 appears more than once");
 }
 
 TEST_CASE("an event survives the trip to JSON and back") {

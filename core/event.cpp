@@ -271,7 +271,7 @@ parse_result parse_event_request(std::string_view body) {
 
 batch_parse_result parse_batch_request(std::string_view body, size_t max_events) {
   batch_parse_result result;
-  auto read = json::read_array(body);
+  auto read = json::read_array(body, max_events + 1);
   switch (read.why) {
     case json::failure::none: break;
     case json::failure::not_json:
@@ -288,9 +288,9 @@ batch_parse_result parse_batch_request(std::string_view body, size_t max_events)
         {"body", std::string{"body must be a JSON array of events, not "} + json::name_of(read.found)});
       return result;
   }
-  if (read.elements.empty() || read.elements.size() > max_events) {
+  if (read.count == 0 || read.count > max_events) {
     result.errors.push_back({"body", "body must hold 1 to " + std::to_string(max_events)
-                                       + " events, not " + std::to_string(read.elements.size())});
+                                       + " events, not " + std::to_string(read.count)});
     return result;
   }
   result.items.reserve(read.elements.size());

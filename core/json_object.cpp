@@ -101,7 +101,7 @@ public:
     return result;
   }
 
-  array_result read_array() {
+  array_result read_array(size_t kept_at_most) {
     array_result result;
     skip_space();
     if (peek() != '[') {
@@ -119,7 +119,8 @@ public:
       if (!value(e.type, nullptr, nullptr))
         return false;
       e.text = s_.substr(start, i_ - start);
-      result.elements.push_back(e);
+      if (++result.count <= kept_at_most)
+        result.elements.push_back(e);
       return true;
     });
     if (!read || !at_end())
@@ -149,8 +150,10 @@ private:
   Result& fail(Result& result) {
     if constexpr (std::is_same_v<Result, object_result>)
       result.members.clear();
-    else
+    else {
       result.elements.clear();
+      result.count = 0;
+    }
     result.why = too_deep_ ? failure::too_deep : failure::not_json;
     result.at = i_;
     return result;
@@ -408,8 +411,8 @@ object_result read_object(std::string_view text) {
   return reader{text}.read_object();
 }
 
-array_result read_array(std::string_view text) {
-  return reader{text}.read_array();
+array_result read_array(std::string_view text, size_t kept_at_most) {
+  return reader{text}.read_array(kept_at_most);
 }
 
 void append_string(std::string& out, std::string_view text) {

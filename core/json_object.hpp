@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -57,7 +58,8 @@ struct element {
 };
 
 struct array_result {
-  std::vector<element> elements; // in the order written
+  std::vector<element> elements; // in the order written, the first `kept_at_most` of them
+  size_t count = 0;              // how many the array holds
   failure why = failure::none;
   size_t at = 0;             // not_json: the byte offset where the text stops being JSON
   kind found = kind::array;  // not_array: what the text is instead
@@ -65,7 +67,10 @@ struct array_result {
 };
 
 // Reads text that must be exactly one JSON array, checking every element is JSON but decoding
-// none: each is left to be read on its own (a batch's events, each judged by itself).
-array_result read_array(std::string_view text);
+// none: each is left to be read on its own (a batch's events, each judged by itself). Only the
+// first `kept_at_most` elements are kept: a 5 MiB array of two and a half million zeros would
+// otherwise take some 100 MiB of memory to be refused for its length.
+array_result read_array(std::string_view text,
+                        size_t kept_at_most = std::numeric_limits<size_t>::max());
 
 } // namespace uas::json

@@ -187,3 +187,19 @@ TEST_CASE("a string is written as nlohmann writes it, escapes and invalid UTF-8 
           == "[" + nlohmann_json(text).dump(-1, ' ', false, nlohmann_json::error_handler_t::replace));
   }
 }
+
+TEST_CASE("an array is checked whole, but only the elements asked for are kept") {
+  std::string zeros = "[";
+  for (int i = 0; i < 100000; ++i)
+    zeros += "0,";
+  zeros += "0]";
+  auto read = json::read_array(zeros, 3);
+  REQUIRE(read.ok());
+  CHECK(read.count == 100001);
+  CHECK(read.elements.size() == 3);
+  CHECK(json::read_array("[1,2,x]", 1).why == json::failure::not_json);
+  auto all = json::read_array(R"([1,{},"a"])");
+  CHECK(all.count == 3);
+  REQUIRE(all.elements.size() == 3);
+  CHECK(all.elements[2].text == R"("a")");
+}

@@ -123,48 +123,67 @@ TEST_CASE("paging through 10,000 events with limit and after returns each once, 
 }
 
 TEST_CASE("bad parameters of the stored-event routes are answered 400, naming each problem") {
-  service_process service;
-  auto client = service.client();
-  for (auto [target, field] : std::vector<std::pair<std::string, std::string>>{
-         {"/events/processed?limit=0", "limit"},
-         {"/events/processed?limit=10001", "limit"},
-         {"/events/processed?limit=ten", "limit"},
-         {"/events/processed?after=-1", "after"},
-         {"/events/processed?after=abc", "after"},
-         {"/events/processed?eventType=SIGNUP", "eventType"},
-         {"/events/processed?userId=", "userId"},
-         {"/events/processed?limit=5&limit=6", "limit"},
-         {"/events/processed?user=alice", "user"},
-         // A cursor past PostgreSQL's bigint, and userIds no event can have (PostgreSQL would
-         // answer 500 for the first two, and libpq read the third as "a").
-         {"/events/processed?after=9223372036854775808", "after"},
-         {"/events/processed?userId=%ff", "userId"},
-         {"/events/processed?userId=a%00b", "userId"}}) {
-    INFO(target);
-    auto r = client.Get(target.c_str());
-    REQUIRE(r);
-    CHECK(r->status == 400);
-    auto body = json::parse(r->body);
-    CHECK(body["message"] == "Invalid request parameters");
-    REQUIRE(body["errors"].size() == 1);
-    CHECK(body["errors"][0]["field"] == field);
+  // On both back ends: PostgreSQL refused what the memory store took (a cursor past its bigint,
+  // text that is not UTF-8) with an error the service answered 500.
+  for (bool postgres : {false, true}) {
+    INFO((postgres ? "PostgreSQL" : "memory"));
+    std::optional<postgres_server> db;
+    std::map<std::string, std::string> env;
+    if (postgres) {
+      db.emplace();
+      env["STORE_URL"] = db->url();
+    }
+    service_process service{env};
+    auto client = service.client();
+    for (auto [target, field] : std::vector<std::pair<std::string, std::string>>{
+           {"/events/processed?limit=0", "limit"},
+           {"/events/processed?limit=10001", "limit"},
+           {"/events/processed?limit=ten", "limit"},
+           {"/events/processed?after=-1", "after"},
+           {"/events/processed?after=abc", "after"},
+           {"/events/processed?eventType=SIGNUP", "eventType"},
+           {"/events/processed?userId=", "userId"},
+           {"/events/processed?limit=5&limit=6", "limit"},
+           {"/events/processed?user=alice", "user"},
+           // A cursor past PostgreSQL's bigint, and userIds no event can have (PostgreSQL would
+           // answer 500 for the first two, and libpq read the third as "a").
+           {"/events/processed?after=9223372036854775808", "after"},
+           {"/events/processed?userId=%ff", "userId"},
+           {"/events/processed?userId=a%00b", "userId"}}) {
+      INFO(target);
+      auto r = client.Get(target.c_str());
+      REQUIRE(r);
+      CHECK(r->status == 400);
+      auto body = json::parse(r->body);
+      CHECK(body["message"] == "Invalid request parameters");
+      REQUIRE(body["errors"].size() == 1);
+      CHECK(body["errors"][0]["field"] == field);
+    }
+    auto several = json::parse(client.Get("/events/processed?limit=0&after=x")->body);
+    CHECK(several["errors"].size() == 2);
+    CHECK(client.Delete("/events/processed")->status == 400);
+    CHECK(client.Delete("/events/processed?userId=a&limit=3")->status == 400);
+    CHECK(client.Delete("/events/processed?userId=a%00b")->status == 400);
+    // A parameter's name that is not UTF-8 is named all the same, its bad bytes replaced.
+    auto replaced = [](const httplib::Result& r) {
+      REQUIRE(r);
+      CHECK(r->status == 400);
+      return json::parse(r->body)["errors"][0]["field"].get<std::string>();
+    };
+    CHECK(replaced(client.Get("/events/processed?%ff=1")) == "\xef\xbf\xbd");
+    CHECK(replaced(client.Delete("/events/processed?userId=a&x%ff=1")) == "x\xef\xbf\xbd");
+    // A page of an empty store is empty, without a next page.
+    auto empty = client.Get("/events/processed?limit=10");
+    CHECK(empty->status == 200);
+    CHECK(empty->body == "[]");
+    CHECK_FALSE(empty->has_header("Link"));
+    // An eventId that is no UUID is no stored event's.
+    for (auto* target : {"/events/processed/%ff", "/events/processed/not-a-uuid",
+                         "/events/processed/3b6f1c4e-0000-4000-8000-000000000001%00x"}) {
+      INFO(target);
+      auto r = client.Get(target);
+      REQUIRE(r);
+      CHECK(r->status == 404);
+    }
   }
-  auto several = json::parse(client.Get("/events/processed?limit=0&after=x")->body);
-  CHECK(several["errors"].size() == 2);
-  CHECK(client.Delete("/events/processed")->status == 400);
-  CHECK(client.Delete("/events/processed?userId=a&limit=3")->status == 400);
-  CHECK(client.Delete("/events/processed?userId=a%00b")->status == 400);
-  // A parameter's name that is not UTF-8 is named all the same, its bad bytes replaced.
-  auto replaced = [](const httplib::Result& r) {
-    REQUIRE(r);
-    CHECK(r->status == 400);
-    return json::parse(r->body)["errors"][0]["field"].get<std::string>();
-  };
-  CHECK(replaced(client.Get("/events/processed?%ff=1")) == "\xef\xbf\xbd");
-  CHECK(replaced(client.Delete("/events/processed?userId=a&x%ff=1")) == "x\xef\xbf\xbd");
-  // A page of an empty store is empty, without a next page.
-  auto empty = client.Get("/events/processed?limit=10");
-  CHECK(empty->status == 200);
-  CHECK(empty->body == "[]");
-  CHECK_FALSE(empty->has_header("Link"));
 }

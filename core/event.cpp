@@ -175,6 +175,13 @@ std::string format_utc(utc_millis t) {
   return text;
 }
 
+// When a request was received, and that time as the service writes it. A batch's events are
+// received together: one receipt stamps them all.
+struct receipt {
+  utc_millis time = now_millis();
+  std::string stamp = format_utc(time);
+};
+
 // The time a text that is_utc_timestamp accepts stands for, to the millisecond.
 utc_millis parse_utc(std::string_view s) {
   auto number = [&](size_t pos, size_t n) { return std::stoi(std::string{s.substr(pos, n)}); };
@@ -194,12 +201,11 @@ utc_millis parse_utc(std::string_view s) {
 
 // An optional timestamp a client gave: when the event happened, not after a minute from now.
 // The event keeps it in the service's own format, and the time it was received beside it.
-void take_client_timestamp(std::vector<json::member>& members, event& e,
+void take_client_timestamp(std::vector<json::member>& members, event& e, const receipt& received,
                            std::vector<validation_error>& errors) {
-  auto now = now_millis();
   auto* m = find(members, "timestamp");
   if (!m) {
-    e.timestamp = format_utc(now);
+    e.timestamp = received.stamp;
     return;
   }
   if (m->type != json::kind::string || !is_utc_timestamp(m->value)) {
@@ -208,13 +214,13 @@ void take_client_timestamp(std::vector<json::member>& members, event& e,
     return;
   }
   auto happened = parse_utc(m->value);
-  if (happened > now + max_client_clock_lead) {
+  if (happened > received.time + max_client_clock_lead) {
     errors.push_back({"timestamp", "timestamp must not be more than a minute in the future, not "
                                      + m->value});
     return;
   }
   e.timestamp = format_utc(happened);
-  e.received_at = format_utc(now);
+  e.received_at = received.stamp;
 }
 
 // An optional eventId a client chose: kept as it is, so its retries carry the same one.
@@ -231,7 +237,8 @@ void take_event_id(std::vector<json::member>& members, std::string& out,
 }
 
 // A request's event, from a POST body or one element of a batch (`whole` names which in errors).
-parse_result parse_request(std::string_view text, const std::string& whole) {
+parse_result parse_request(std::string_view text, const std::string& whole,
+                           const receipt& received) {
   parse_result result;
   auto members = read_members(text, result.errors, whole);
   if (!result.ok())
@@ -250,7 +257,7 @@ parse_result parse_request(std::string_view text, const std::string& whole) {
   }
   take_event_type(members, result.value.event_type, result.errors);
   take_payload(members, result.value.payload, result.errors);
-  take_client_timestamp(members, result.value, result.errors);
+  take_client_timestamp(members, result.value, received, result.errors);
   if (result.ok() && result.value.event_id.empty())
     result.value.event_id = make_uuid();
   return result;
@@ -266,7 +273,7 @@ bool is_event_type(std::string_view type) {
 }
 
 parse_result parse_event_request(std::string_view body) {
-  return parse_request(body, "body");
+  return parse_request(body, "body", receipt{});
 }
 
 batch_parse_result parse_batch_request(std::string_view body, size_t max_events) {
@@ -294,13 +301,14 @@ batch_parse_result parse_batch_request(std::string_view body, size_t max_events)
     return result;
   }
   result.items.reserve(read.elements.size());
+  receipt received;
   for (auto& element : read.elements) {
     if (element.text.size() > max_event_request_bytes) {
       parse_result too_big;
       too_big.errors.push_back({"event", "event exceeds 1 MiB"});
       result.items.push_back(std::move(too_big));
     } else {
-      result.items.push_back(parse_request(element.text, "event"));
+      result.items.push_back(parse_request(element.text, "event", received));
     }
   }
   return result;

@@ -701,7 +701,9 @@ struct http_server::impl {
         all_created = false;
         ++next;
       } else {
-        results += R"({"eventId":")" + (*events)[next++].event_id + R"("})";
+        results += R"({"eventId":")";
+        results += (*events)[next++].event_id;
+        results += R"("})";
       }
     }
     results += "]}";

@@ -42,17 +42,23 @@ std::vector<std::string> ids_in(const std::string& body) {
   return ids;
 }
 
+// The service's settings for one of its two back ends: the memory store, or a PostgreSQL server
+// that `db` starts for the test.
+std::map<std::string, std::string> store_settings(bool postgres,
+                                                  std::optional<postgres_server>& db) {
+  if (!postgres)
+    return {};
+  db.emplace();
+  return {{"STORE_URL", db->url()}};
+}
+
 } // namespace
 
 TEST_CASE("paging through 10,000 events with limit and after returns each once, in order") {
   for (bool postgres : {false, true}) {
     INFO((postgres ? "PostgreSQL" : "memory"));
     std::optional<postgres_server> db;
-    std::map<std::string, std::string> env;
-    if (postgres) {
-      db.emplace();
-      env["STORE_URL"] = db->url();
-    }
+    auto env = store_settings(postgres, db);
     external_broker kafka;
     auto service = kafka.start(env);
     produce(kafka.broker.address(), 10'000);
@@ -128,11 +134,7 @@ TEST_CASE("bad parameters of the stored-event routes are answered 400, naming ea
   for (bool postgres : {false, true}) {
     INFO((postgres ? "PostgreSQL" : "memory"));
     std::optional<postgres_server> db;
-    std::map<std::string, std::string> env;
-    if (postgres) {
-      db.emplace();
-      env["STORE_URL"] = db->url();
-    }
+    auto env = store_settings(postgres, db);
     service_process service{env};
     auto client = service.client();
     for (auto [target, field] : std::vector<std::pair<std::string, std::string>>{

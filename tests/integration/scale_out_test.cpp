@@ -265,7 +265,20 @@ TEST_CASE("two instances share one broker's partitions, and each event is stored
     REQUIRE(read_again_from.count(partition));
     CHECK(offset >= read_again_from[partition]);
   }
-  CHECK(first->count_lines("Duplicate event ignored") == 0);
+  // The first may read a record of a partition it kept a second time: librdkafka 2.0.2 can
+  // fetch again from an earlier position when a cooperative rebalance resumes partitions that
+  // were never paused (confluentinc/librdkafka#4637, mended in later releases). The store takes
+  // such a record once. Anything else read twice (a record of a partition handed on, or an event
+  // produced twice) is a duplicate of ours.
+  for (auto& line : first->lines()) {
+    if (line.find("Duplicate event ignored: ") == std::string::npos)
+      continue;
+    INFO(line);
+    std::pair<int, long> again{std::stoi(field_of(line, "partition")),
+                               std::stol(field_of(line, "offset"))};
+    CHECK(again == where_first_read[field_of(line, "eventId")]);
+    CHECK(a.count(again.first) == 1);
+  }
   CHECK(second->count_lines("Duplicate event ignored") == 0);
 
   // Once all is stored and committed, the lag on every partition each instance owns is 0.
